@@ -1,0 +1,100 @@
+# Herald's command list. A fresh machine needs only `make run` and `make test`;
+# every other target is a step they call, or a tool for working on Herald.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV       := .venv
+PYTHON     := $(VENV)/bin/python
+UV         := $(VENV)/bin/uv
+HERALD     := $(VENV)/bin/herald
+BIN        := $(CURDIR)/.bin
+KAFKA_LIBS := $(CURDIR)/.cache/kafka-libs
+
+# Pinned tool versions. uv's pin is repeated in pyproject.toml's dev group.
+UV_VERSION      := 0.13.8
+GRPCURL_VERSION := v1.9.3
+
+PROTO_FILES    := $(shell find protos -name '*.proto' | sort)
+SERVICE_PROTOS := protos/herald/users/v1/users.proto protos/herald/auth/v1/auth.proto
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install kafka-jars tools protos check-protos lint format test test-unit \
+        test-integration test-e2e run kafka-start kafka-stop clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+## --- set-up: each step runs once, then again only when its inputs change ---
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	[ -x $(PYTHON) ] || python3 -m venv $(VENV)
+	[ -x $(UV) ] || $(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) sync --frozen --quiet
+	touch $@
+
+$(KAFKA_LIBS)/.installed: kafka/pom.xml
+	# A fresh folder, so jars of an older pinned version never mix in.
+	rm -rf $(KAFKA_LIBS)
+	mvn -B -q -f kafka/pom.xml dependency:copy-dependencies \
+	    -DincludeScope=runtime -DoutputDirectory=$(KAFKA_LIBS)
+	touch $@
+
+$(BIN)/grpcurl:
+	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+install: $(VENV)/.installed ## Create .venv with the pinned Python dependencies.
+kafka-jars: $(KAFKA_LIBS)/.installed ## Fetch the pinned Apache Kafka jars from Maven Central.
+tools: $(BIN)/grpcurl ## Install grpcurl into .bin.
+
+## --- the contract ---
+
+protos: install ## Regenerate the Python code in herald/ from protos/.
+	find herald -name '*_pb2*.py*' -delete
+	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --python_out=. --mypy_out=. $(PROTO_FILES)
+	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --grpc_python_out=. --mypy_grpc_out=. $(SERVICE_PROTOS)
+
+check-protos: protos ## Fail when the committed generated code is stale.
+	git diff --exit-code --stat -- herald
+	test -z "$$(git status --porcelain --untracked-files=all -- herald)"
+
+## --- quality ---
+
+lint: install ## ruff, mypy (strict) and buf lint.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd protos && ../$(VENV)/bin/buf lint
+
+format: install ## Apply ruff's fixes and formatting.
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install kafka-jars tools lint ## Lint, then every test tier against a real Kafka the run starts.
+	KAFKA_LIBS=$(KAFKA_LIBS) PATH="$(BIN):$$PATH" $(VENV)/bin/pytest
+
+test-unit: install ## Unit tests only (no broker).
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: install kafka-jars ## Integration tests against a real broker.
+	KAFKA_LIBS=$(KAFKA_LIBS) $(VENV)/bin/pytest tests/integration
+
+test-e2e: install kafka-jars tools ## End-to-end tests: both services as processes.
+	KAFKA_LIBS=$(KAFKA_LIBS) PATH="$(BIN):$$PATH" $(VENV)/bin/pytest tests/e2e
+
+## --- running it ---
+
+run: install kafka-jars tools ## Start a local broker and both services; Ctrl-C stops all.
+	KAFKA_LIBS=$(KAFKA_LIBS) GRPCURL=$(BIN)/grpcurl $(HERALD) up
+
+kafka-start: install kafka-jars ## Start the local broker in the background (see `herald kafka --help`).
+	KAFKA_LIBS=$(KAFKA_LIBS) $(HERALD) kafka start
+
+kafka-stop: install ## Stop the local broker.
+	$(HERALD) kafka stop
+
+clean: ## Remove the run folder and caches (keeps .venv, jars and tools).
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

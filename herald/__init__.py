@@ -1,0 +1,1 @@
+"""Herald: the shared contract and the Kafka and gRPC plumbing both services use."""

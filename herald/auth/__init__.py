@@ -1,0 +1,1 @@
+"""Generated protobuf code for the auth contract; see protos/herald/auth/."""

@@ -1,0 +1,1 @@
+"""Generated code for herald.auth.v1 (protos/herald/auth/v1): `make protos` rewrites it."""

@@ -1,0 +1,176 @@
+"""The `herald` command: run a local Kafka, create topics, bring up the whole stack."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+
+from herald.devstack import run_stack
+from herald.localkafka import KafkaLaunchError, LocalKafka
+from herald.topics import ensure_topics
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except (KafkaLaunchError, KafkaException, TimeoutError) as error:
+        print(f"herald: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="herald", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    kafka = commands.add_parser("kafka", help="run a local Kafka from the Maven jars")
+    kafka_commands = kafka.add_subparsers(required=True, metavar="ACTION")
+    start = kafka_commands.add_parser("start", help="start the cluster (or one --node) and wait")
+    start.add_argument("--nodes", type=int, choices=(1, 3), default=1, help="cluster size")
+    start.add_argument("--node", type=int, help="start only this node again, on its data")
+    start.add_argument("--fresh", action="store_true", help="delete earlier data first")
+    start.set_defaults(handler=_kafka_start)
+    stop = kafka_commands.add_parser("stop", help="stop the cluster (or one --node): SIGTERM")
+    stop.add_argument("--node", type=int, help="stop only this node")
+    stop.set_defaults(handler=_kafka_stop)
+    kill = kafka_commands.add_parser("kill", help="SIGKILL one node, as a crash would")
+    kill.add_argument("--node", type=int, required=True)
+    kill.set_defaults(handler=_kafka_kill)
+    status = kafka_commands.add_parser("status", help="which nodes run, and where")
+    status.set_defaults(handler=_kafka_status)
+    for sub in (start, stop, kill, status):
+        _add_paths(sub)
+
+    topics = commands.add_parser("topics", help="Herald's topics")
+    topics_commands = topics.add_subparsers(required=True, metavar="ACTION")
+    ensure = topics_commands.add_parser("ensure", help="create missing topics (idempotent)")
+    ensure.add_argument("--bootstrap-servers", default=_env_bootstrap())
+    ensure.set_defaults(handler=_topics_ensure)
+
+    up = commands.add_parser("up", help="a local Kafka plus both services; Ctrl-C stops all")
+    up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
+    up.add_argument(
+        "--users-port", type=int, default=int(os.environ.get("USERS_GRPC_PORT", "50051"))
+    )
+    up.add_argument("--auth-port", type=int, default=int(os.environ.get("AUTH_GRPC_PORT", "50052")))
+    _add_paths(up)
+    up.set_defaults(handler=_up)
+    return parser
+
+
+def _add_paths(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--libs",
+        type=Path,
+        default=Path(os.environ.get("KAFKA_LIBS", ".cache/kafka-libs")),
+        help="folder of Kafka jars (`make kafka-jars`); env KAFKA_LIBS",
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(os.environ.get("HERALD_RUN_DIR", ".run")) / "kafka",
+        help="where nodes keep config, data and logs; env HERALD_RUN_DIR (+ /kafka)",
+    )
+
+
+def _env_bootstrap() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
+
+
+def _cluster(args: argparse.Namespace, node_count: int | None = None) -> LocalKafka:
+    libs, run_dir = args.libs.resolve(), args.run_dir.resolve()
+    existing = LocalKafka.load(libs_dir=libs, run_dir=run_dir)
+    if existing is not None:
+        if node_count is not None and len(existing.nodes) != node_count:
+            raise KafkaLaunchError(
+                f"{run_dir} holds a {len(existing.nodes)}-node cluster; "
+                "stop it and use --fresh to start another size"
+            )
+        return existing
+    if node_count is None:
+        raise KafkaLaunchError(
+            f"no local cluster in {run_dir}; start one with `herald kafka start`"
+        )
+    return LocalKafka.standard(libs_dir=libs, run_dir=run_dir, node_count=node_count)
+
+
+def _kafka_start(args: argparse.Namespace) -> int:
+    if args.fresh:
+        previous = LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
+        if previous is not None:
+            previous.stop()
+            previous.wipe()
+    if args.node is not None:
+        cluster = _cluster(args)
+        cluster.start_node(args.node)
+        print(f"node {args.node} started on {cluster.node(args.node).address}")
+        return 0
+    cluster = _cluster(args, args.nodes)
+    seconds = cluster.start()
+    created = ensure_topics(cluster.bootstrap_servers)
+    print(f"Kafka ready at {cluster.bootstrap_servers} in {seconds:.1f} s")
+    if created:
+        print(f"created topics: {', '.join(created)}")
+    return 0
+
+
+def _kafka_stop(args: argparse.Namespace) -> int:
+    cluster = LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
+    if cluster is None:
+        print("no local cluster to stop")
+        return 0
+    if args.node is not None:
+        cluster.stop_node(args.node)
+    else:
+        cluster.stop()
+    return 0
+
+
+def _kafka_kill(args: argparse.Namespace) -> int:
+    _cluster(args).kill_node(args.node)
+    return 0
+
+
+def _kafka_status(args: argparse.Namespace) -> int:
+    cluster = LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
+    if cluster is None:
+        print("no local cluster")
+        return 1
+    running = 0
+    for node_id, pid in cluster.status().items():
+        node = cluster.node(node_id)
+        state = f"running (pid {pid})" if pid else "stopped"
+        print(f"node {node_id}  {node.address}  {state}")
+        running += pid is not None
+    return 0 if running == len(cluster.nodes) else 1
+
+
+def _topics_ensure(args: argparse.Namespace) -> int:
+    created = ensure_topics(args.bootstrap_servers)
+    print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    grpcurl = os.environ.get("GRPCURL", "grpcurl")
+    cwd = Path.cwd()
+    if Path(grpcurl).is_absolute() and Path(grpcurl).is_relative_to(cwd):
+        grpcurl = str(Path(grpcurl).relative_to(cwd))
+    return run_stack(
+        _cluster(args, args.nodes),
+        users_port=args.users_port,
+        auth_port=args.auth_port,
+        grpcurl=grpcurl,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""`herald up`: a local broker and both services in one terminal, stopped together by Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO
+
+from herald.grpc_client import wait_until_serving
+from herald.lifecycle import shutdown_event
+from herald.localkafka import LocalKafka
+from herald.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_service(module: str, label: str, port: int, env: Mapping[str, str]) -> ServiceProcess:
+    """Run `python -m module` with its output prefixed by `label` on this terminal."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        # Its own session: Ctrl-C reaches only `herald up`, which stops services in order.
+        start_new_session=True,
+    )
+    stdout = process.stdout
+    if stdout is None:  # pragma: no cover - stdout=PIPE always gives a stream
+        raise RuntimeError("no pipe from the child")
+    threading.Thread(
+        target=_relay, args=(stdout, f"[{label}] "), name=f"relay-{label}", daemon=True
+    ).start()
+    return ServiceProcess(module, process, port)
+
+
+def _relay(stream: IO[bytes], prefix: str) -> None:
+    for line in stream:
+        sys.stdout.write(prefix + line.decode(errors="replace"))
+        sys.stdout.flush()
+
+
+def run_stack(cluster: LocalKafka, *, users_port: int, auth_port: int, grpcurl: str) -> int:
+    """Start what is not running, print how to call it, and stop what we started on a signal."""
+    stopping = shutdown_event()
+    reuse_broker = all(pid is not None for pid in cluster.status().values())
+    if reuse_broker:
+        print(f"Using the Kafka already running at {cluster.bootstrap_servers}")
+    else:
+        print(f"Starting Kafka ({len(cluster.nodes)} node(s)); broker logs in {cluster.run_dir}")
+        seconds = cluster.start()
+        print(f"Kafka ready at {cluster.bootstrap_servers} in {seconds:.1f} s")
+    services: list[ServiceProcess] = []
+    try:
+        ensure_topics(cluster.bootstrap_servers)
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
+            "USERS_GRPC_PORT": str(users_port),
+            "AUTH_GRPC_PORT": str(auth_port),
+        }
+        services.append(start_service("users_svc", "users", users_port, env))
+        services.append(start_service("auth_svc", "auth ", auth_port, env))
+        for service in services:
+            wait_until_serving(f"127.0.0.1:{service.port}", timeout_s=60)
+        print(_how_to_call(grpcurl, users_port, auth_port), flush=True)
+        while not stopping.wait(0.5):
+            for service in services:
+                if service.process.poll() is not None:
+                    print(f"{service.name} exited with {service.process.returncode}; stopping")
+                    return 1
+        return 0
+    finally:
+        for service in reversed(services):
+            service.stop()
+        if not reuse_broker:
+            print("Stopping Kafka")
+            cluster.stop()
+
+
+def _how_to_call(grpcurl: str, users_port: int, auth_port: int) -> str:
+    users = f"127.0.0.1:{users_port}"
+    auth = f"127.0.0.1:{auth_port}"
+    create = '{"name": "Ada Lovelace", "email": "ada@example.com"}'
+    return f"""
+Herald is up. users_svc on {users}, auth_svc on {auth}. Ctrl-C stops everything.
+
+  {grpcurl} -plaintext {users} list
+  {grpcurl} -plaintext {users} describe herald.users.v1.UserService
+  {grpcurl} -plaintext -d '{create}' \\
+      {users} herald.users.v1.UserService/CreateUser
+  {grpcurl} -plaintext -d '{{"id": "<id from CreateUser>"}}' \\
+      {users} herald.users.v1.UserService/GetUser
+  {grpcurl} -plaintext -d '{{"user_id": "<id from CreateUser>"}}' \\
+      {auth} herald.auth.v1.AuthService/GetAccount
+"""

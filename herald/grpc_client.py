@@ -1,0 +1,26 @@
+"""Client-side helpers: waiting for a server's health to say SERVING."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def wait_until_serving(target: str, timeout_s: float = 30.0, service: str = "") -> float:
+    """Poll the standard health service until it answers SERVING; return the seconds waited."""
+    began = time.monotonic()
+    deadline = began + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return time.monotonic() - began
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{target} did not report SERVING within {timeout_s:g} s")
+            time.sleep(0.05)

@@ -1,0 +1,79 @@
+"""The gRPC server both services run: thread pool, health, reflection and a graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+logger = logging.getLogger(__name__)
+
+ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
+
+# Messages above this size are refused with RESOURCE_EXHAUSTED before they reach a servicer.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+@dataclass
+class GrpcServer:
+    """A started-or-startable server, the port it bound and its health service."""
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    service_names: Sequence[str]
+
+    def start(self) -> None:
+        self.server.start()
+        self.set_status(health_pb2.HealthCheckResponse.SERVING)
+        logger.info("gRPC server listening on port %d", self.port)
+
+    def set_status(self, status: ServingStatus) -> None:
+        """Set the health of the server as a whole ("") and of each of its services."""
+        for name in ("", *self.service_names):
+            self.health.set(name, status)
+
+    def stop(self, grace_s: float) -> None:
+        """Refuse new calls, give calls in flight `grace_s` to finish, then cancel them."""
+        # Health first, so load balancers and clients watching health stop sending here.
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+        logger.info("gRPC server stopped")
+
+
+def create_server(
+    *,
+    address: str,
+    service_names: Sequence[str],
+    register: Callable[[grpc.Server], None],
+    max_workers: int = 16,
+) -> GrpcServer:
+    """Build a server with the services `register` adds, plus health and reflection.
+
+    Health starts as NOT_SERVING and turns SERVING in `start()`, so a client that asks
+    early is told to wait rather than sent to a server not yet listening.
+    """
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    register(server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind gRPC server to {address}")
+    grpc_server = GrpcServer(server, port, health_servicer, service_names)
+    grpc_server.set_status(health_pb2.HealthCheckResponse.NOT_SERVING)
+    return grpc_server

@@ -1,0 +1,92 @@
+"""The Kafka topics Herald uses, and the one idempotent command that creates them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+logger = logging.getLogger(__name__)
+
+EVENTS_TOPIC = "herald.users.v1.events"
+DLQ_TOPIC = "herald.users.v1.events.dlq"
+
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+
+
+TOPICS = (
+    # Six partitions give a consumer group something to split; a user's events share a
+    # partition because the record key is the user id. Seven days of retention let a new
+    # consumer group, or one restored from a backup, replay a week of history.
+    TopicSpec(EVENTS_TOPIC, partitions=6, retention_ms=7 * _DAY_MS),
+    # Dead letters wait for a person to look at them, so they are kept longer.
+    TopicSpec(DLQ_TOPIC, partitions=1, retention_ms=30 * _DAY_MS),
+)
+
+
+def replication_for(broker_count: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for a cluster of this size.
+
+    Three replicas with two in sync survive one broker down without refusing writes or
+    acknowledging a write that only one broker holds.
+    """
+    if broker_count >= 3:
+        return 3, 2
+    return broker_count, 1
+
+
+def ensure_topics(
+    bootstrap_servers: str, specs: tuple[TopicSpec, ...] = TOPICS, timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names it created.
+
+    Existing topics are left as they are, so this is safe to run on every start.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    metadata = admin.list_topics(timeout=timeout_s)
+    replicas, min_insync = replication_for(len(metadata.brokers))
+    missing = [spec for spec in specs if spec.name not in metadata.topics]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=replicas,
+                config={
+                    "min.insync.replicas": str(min_insync),
+                    "retention.ms": str(spec.retention_ms),
+                    "cleanup.policy": "delete",
+                },
+            )
+            for spec in missing
+        ],
+        request_timeout=timeout_s,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as error:
+            # Another process may have created it between our look and our request.
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        else:
+            created.append(name)
+            logger.info(
+                "created topic %s (replication %d, min.insync.replicas %d)",
+                name,
+                replicas,
+                min_insync,
+            )
+    return created

@@ -1,0 +1,1 @@
+"""Generated protobuf code for the users contract; see protos/herald/users/."""

@@ -1,0 +1,1 @@
+"""Owns Herald's users and announces each new one on Kafka."""

@@ -1,0 +1,37 @@
+"""users_svc settings, read once from the environment; the defaults match `make run`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from herald.topics import EVENTS_TOPIC
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    grpc_port: int = 50051
+    events_topic: str = EVENTS_TOPIC
+    # How long CreateUser waits for the broker's acknowledgement before answering UNAVAILABLE.
+    publish_timeout_s: float = 10.0
+    # The CloudEvents `source` of every event this service publishes.
+    event_source: str = "/herald/users-svc"
+    shutdown_grace_s: float = 5.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        defaults = cls()
+        return cls(
+            kafka_bootstrap_servers=env.get(
+                "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers
+            ),
+            grpc_port=int(env.get("USERS_GRPC_PORT", defaults.grpc_port)),
+            events_topic=env.get("HERALD_EVENTS_TOPIC", defaults.events_topic),
+            publish_timeout_s=float(env.get("USERS_PUBLISH_TIMEOUT_S", defaults.publish_timeout_s)),
+            event_source=env.get("USERS_EVENT_SOURCE", defaults.event_source),
+            shutdown_grace_s=float(env.get("SHUTDOWN_GRACE_S", defaults.shutdown_grace_s)),
+            log_level=env.get("LOG_LEVEL", defaults.log_level),
+        )

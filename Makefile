@@ -52,9 +52,12 @@ tools: $(BIN)/grpcurl ## Install grpcurl into .bin.
 
 ## --- the contract ---
 
-protos: install ## Regenerate the Python code in herald/ from protos/.
+protos: install ## Regenerate herald/'s Python code and descriptor set from protos/.
 	find herald -name '*_pb2*.py*' -delete
-	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --python_out=. --mypy_out=. $(PROTO_FILES)
+	rm -f herald/descriptors.binpb
+	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --python_out=. --mypy_out=. \
+	    --include_source_info --include_imports --descriptor_set_out=herald/descriptors.binpb \
+	    $(PROTO_FILES)
 	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --grpc_python_out=. --mypy_grpc_out=. $(SERVICE_PROTOS)
 
 check-protos: protos ## Fail when the committed generated code is stale.

@@ -43,11 +43,12 @@ class EventConsumer:
                 message = self._consumer.poll(0.5)
                 if message is None:
                     continue
-                if message.error():
+                error = message.error()
+                if error is not None:
                     # librdkafka retries transient errors itself; a fatal one ends the loop.
-                    if message.error().fatal():
-                        raise KafkaException(message.error())
-                    logger.warning("consumer error: %s", message.error().str())
+                    if error.fatal():
+                        raise KafkaException(error)
+                    logger.warning("consumer error: %s", error.str())
                     continue
                 self._apply(message)
                 # Only after the event is applied: a crash before this line redelivers it.

@@ -6,14 +6,16 @@ consumer can route on `ce_type` without decoding the value first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/protobuf"
 
-Headers = list[tuple[str, bytes]]
+# The shapes confluent-kafka accepts and returns for record headers.
+Headers = list[tuple[str, str | bytes | None]]
+ReceivedHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def header_values(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
+def header_values(headers: ReceivedHeaders | None) -> dict[str, str]:
     """Headers as text, last value winning; a header that is not UTF-8 is left out."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
     values: dict[str, str] = {}
-    for name, raw in headers or ():
-        if raw is None:
-            continue
-        try:
-            values[name] = raw.decode()
-        except UnicodeDecodeError:
-            continue
+    for name, raw in pairs:
+        if isinstance(raw, str):
+            values[name] = raw
+        elif raw is not None:
+            try:
+                values[name] = raw.decode()
+            except UnicodeDecodeError:
+                continue
     return values

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+
+from herald.reflection import enable_documented_reflection
 
 logger = logging.getLogger(__name__)
-
-ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
 
 # Messages above this size are refused with RESOURCE_EXHAUSTED before they reach a servicer.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -33,7 +32,7 @@ class GrpcServer:
         self.set_status(health_pb2.HealthCheckResponse.SERVING)
         logger.info("gRPC server listening on port %d", self.port)
 
-    def set_status(self, status: ServingStatus) -> None:
+    def set_status(self, status: int) -> None:
         """Set the health of the server as a whole ("") and of each of its services."""
         for name in ("", *self.service_names):
             self.health.set(name, status)
@@ -68,9 +67,7 @@ def create_server(
     register(server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_documented_reflection((*service_names, health.SERVICE_NAME), server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from herald.cloudevents import Headers
 from herald.kafka_config import ClientConfig
 
 logger = logging.getLogger(__name__)
+
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
 class DeliveryError(Exception):
@@ -59,10 +63,13 @@ class DeliveringProducer:
         acknowledged: Future[Delivered] = Future()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
+            partition, offset = message.partition(), message.offset()
             if error is not None:
                 acknowledged.set_exception(DeliveryError(error.str()))
+            elif partition is None or offset is None:
+                acknowledged.set_exception(DeliveryError("acknowledged without a position"))
             else:
-                acknowledged.set_result(Delivered(message.partition(), message.offset()))
+                acknowledged.set_result(Delivered(partition, offset))
 
         self._enqueue(record, on_delivery)
         try:
@@ -79,7 +86,7 @@ class DeliveringProducer:
             logger.error("producer closed with %d undelivered records", remaining)
         return remaining
 
-    def _enqueue(self, record: Record, on_delivery: object) -> None:
+    def _enqueue(self, record: Record, on_delivery: DeliveryCallback) -> None:
         while True:
             try:
                 self._producer.produce(

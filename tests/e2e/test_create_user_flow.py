@@ -1,0 +1,120 @@
+"""CreateUser on users_svc → UserCreated on Kafka → the account in auth_svc, over real sockets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from herald.auth.v1 import auth_pb2, auth_pb2_grpc
+from herald.topics import EVENTS_TOPIC
+from herald.users.v1 import users_pb2, users_pb2_grpc
+from tests.e2e.conftest import Stack
+from tests.support import end_offsets, eventually, unique
+
+
+@pytest.fixture
+def users(stack: Stack) -> Iterator[users_pb2_grpc.UserServiceStub]:
+    with grpc.insecure_channel(stack.users) as channel:
+        yield users_pb2_grpc.UserServiceStub(channel)
+
+
+@pytest.fixture
+def auth(stack: Stack) -> Iterator[auth_pb2_grpc.AuthServiceStub]:
+    with grpc.insecure_channel(stack.auth) as channel:
+        yield auth_pb2_grpc.AuthServiceStub(channel)
+
+
+def account_of(auth: auth_pb2_grpc.AuthServiceStub, user_id: str) -> auth_pb2.Account | None:
+    try:
+        return auth.GetAccount(auth_pb2.GetAccountRequest(user_id=user_id), timeout=5).account
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+def test_created_user_gets_an_account_in_auth(
+    users: users_pb2_grpc.UserServiceStub, auth: auth_pb2_grpc.AuthServiceStub
+) -> None:
+    email = f"{unique('ada')}@example.com"
+    created = users.CreateUser(
+        users_pb2.CreateUserRequest(name="Ada Lovelace", email=email), timeout=15
+    ).user
+
+    account = eventually(lambda: account_of(auth, created.id), timeout_s=30)
+    assert (account.name, account.email) == ("Ada Lovelace", email)
+    assert account.create_time == created.create_time
+    assert account.state == auth_pb2.ACCOUNT_STATE_ACTIVE
+    fetched = users.GetUser(users_pb2.GetUserRequest(id=created.id), timeout=5).user
+    assert fetched == created
+
+
+def test_invalid_input_is_invalid_argument_and_publishes_nothing(
+    stack: Stack, users: users_pb2_grpc.UserServiceStub
+) -> None:
+    before = sum(end_offsets(stack.bootstrap_servers, EVENTS_TOPIC).values())
+    for name, email in [("", "ada@example.com"), ("Ada", "not-an-email"), ("", "")]:
+        with pytest.raises(grpc.RpcError) as caught:
+            users.CreateUser(users_pb2.CreateUserRequest(name=name, email=email), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # One valid call afterwards: the topic grows by exactly its one event.
+    users.CreateUser(
+        users_pb2.CreateUserRequest(name="Valid", email=f"{unique('v')}@example.com"), timeout=15
+    )
+    after = sum(end_offsets(stack.bootstrap_servers, EVENTS_TOPIC).values())
+    assert after - before == 1
+
+
+def run_grpcurl(grpcurl: str, *args: str) -> str:
+    result = subprocess.run(
+        [grpcurl, "-plaintext", *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_grpcurl_creates_a_user_that_reaches_auth(stack: Stack, grpcurl: str) -> None:
+    email = f"{unique('grace')}@example.com"
+    body = json.dumps({"name": "Grace Hopper", "email": email})
+    created = json.loads(
+        run_grpcurl(grpcurl, "-d", body, stack.users, "herald.users.v1.UserService/CreateUser")
+    )["user"]
+
+    def account() -> dict[str, str] | None:
+        result = subprocess.run(
+            [
+                grpcurl,
+                "-plaintext",
+                "-d",
+                json.dumps({"user_id": created["id"]}),
+                stack.auth,
+                "herald.auth.v1.AuthService/GetAccount",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return json.loads(result.stdout)["account"] if result.returncode == 0 else None
+
+    found = eventually(account, timeout_s=30, every_s=0.2)
+    assert (found["name"], found["email"], found["createTime"]) == (
+        "Grace Hopper",
+        email,
+        created["createTime"],
+    )
+
+
+def test_reflection_lists_and_describes_both_services(stack: Stack, grpcurl: str) -> None:
+    assert "herald.users.v1.UserService" in run_grpcurl(grpcurl, stack.users, "list").split()
+    assert "herald.auth.v1.AuthService" in run_grpcurl(grpcurl, stack.auth, "list").split()
+    # The .proto comments travel with the descriptors, so `describe` documents the API.
+    described = run_grpcurl(grpcurl, stack.users, "describe", "herald.users.v1.CreateUserRequest")
+    assert "idempotency key" in described
+    assert "Returns the account of one user" in run_grpcurl(
+        grpcurl, stack.auth, "describe", "herald.auth.v1.AuthService"
+    )

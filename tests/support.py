@@ -1,0 +1,69 @@
+"""Helpers shared by the test tiers: waiting with a deadline, reading topics, unique names."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float = 30.0, every_s: float = 0.05) -> T:
+    """Call `probe` until it returns something other than None; fail after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s:g} s")
+        time.sleep(every_s)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def read_topic(
+    bootstrap_servers: str, topic: str, count: int, timeout_s: float = 30.0
+) -> list[Message]:
+    """Read `count` records from the start of every partition of `topic`."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": unique("reader"),
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while len(messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"read {len(messages)} of {count} records from {topic}")
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                messages.append(message)
+        return messages
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """Partition → high watermark: how many records each partition has ever received."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique("watermarks")})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+    finally:
+        consumer.close()

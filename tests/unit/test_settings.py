@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from auth_svc.settings import Settings as AuthSettings
+from users_svc.settings import Settings as UserSettings
+
+
+def test_defaults_match_make_run() -> None:
+    users, auth = UserSettings.from_env({}), AuthSettings.from_env({})
+    assert (users.kafka_bootstrap_servers, users.grpc_port) == ("127.0.0.1:19092", 50051)
+    assert (auth.grpc_port, auth.consumer_group) == (50052, "auth-svc")
+    assert users.events_topic == auth.events_topic == "herald.users.v1.events"
+
+
+def test_environment_overrides_defaults() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "k:1",
+        "USERS_GRPC_PORT": "6001",
+        "AUTH_GRPC_PORT": "6002",
+        "AUTH_CONSUMER_GROUP": "g",
+        "USERS_PUBLISH_TIMEOUT_S": "2.5",
+    }
+    users, auth = UserSettings.from_env(env), AuthSettings.from_env(env)
+    assert (users.kafka_bootstrap_servers, users.grpc_port, users.publish_timeout_s) == (
+        "k:1",
+        6001,
+        2.5,
+    )
+    assert (auth.kafka_bootstrap_servers, auth.grpc_port, auth.consumer_group) == ("k:1", 6002, "g")

@@ -52,17 +52,26 @@ tools: $(BIN)/grpcurl ## Install grpcurl into .bin.
 
 ## --- the contract ---
 
+# One generator for both targets: $(call generate,OUT) writes herald/'s generated files under OUT.
+define generate
+	mkdir -p $(1)
+	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --python_out=$(1) --mypy_out=$(1) \
+	    --include_source_info --include_imports --descriptor_set_out=$(1)/herald/descriptors.binpb \
+	    $(PROTO_FILES) 2> >(grep -v '^Writing mypy to' >&2)
+	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos \
+	    --grpc_python_out=$(1) --mypy_grpc_out=$(1) $(SERVICE_PROTOS) 2> >(grep -v '^Writing mypy to' >&2)
+endef
+
 protos: install ## Regenerate herald/'s Python code and descriptor set from protos/.
 	find herald -name '*_pb2*.py*' -delete
 	rm -f herald/descriptors.binpb
-	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --python_out=. --mypy_out=. \
-	    --include_source_info --include_imports --descriptor_set_out=herald/descriptors.binpb \
-	    $(PROTO_FILES)
-	PATH="$(VENV)/bin:$$PATH" $(PYTHON) -m grpc_tools.protoc -I protos --grpc_python_out=. --mypy_grpc_out=. $(SERVICE_PROTOS)
+	$(call generate,.)
 
-check-protos: protos ## Fail when the committed generated code is stale.
-	git diff --exit-code --stat -- herald
-	test -z "$$(git status --porcelain --untracked-files=all -- herald)"
+check-protos: install ## Fail when herald/'s generated code does not match protos/.
+	rm -rf .cache/protos-check
+	$(call generate,.cache/protos-check)
+	stale=$$(diff -rq -x __pycache__ .cache/protos-check/herald herald | grep -E '_pb2|\.binpb' || true); \
+	if [ -n "$$stale" ]; then echo "$$stale"; echo "stale generated code: run 'make protos'"; exit 1; fi
 
 ## --- quality ---
 
@@ -76,7 +85,7 @@ format: install ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install kafka-jars tools lint ## Lint, then every test tier against a real Kafka the run starts.
+test: install kafka-jars tools lint check-protos ## Lint, then every test tier against a real Kafka the run starts.
 	KAFKA_LIBS=$(KAFKA_LIBS) PATH="$(BIN):$$PATH" $(VENV)/bin/pytest
 
 test-unit: install ## Unit tests only (no broker).

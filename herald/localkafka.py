@@ -142,13 +142,30 @@ class LocalKafka:
             list(pool.map(self._format, to_start))
         for node in to_start:
             self._spawn(node)
-        self.wait_until_ready(len(self.nodes), deadline=began + timeout_s)
+        self.wait_until_ready(deadline=began + timeout_s)
         return time.monotonic() - began
 
     def stop(self, grace_s: float = 30.0) -> None:
-        """Stop every node: SIGTERM (a controlled shutdown), then SIGKILL after the grace."""
-        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
-            list(pool.map(lambda node: self.stop_node(node.node_id, grace_s), self.nodes))
+        """Stop every node: SIGTERM (a controlled shutdown), then SIGKILL after the grace.
+
+        A broker's controlled shutdown needs a controller quorum. Once most voters are gone,
+        the nodes left can never finish one, so they are killed instead of waited for.
+        """
+        running = {node_id: pid for node_id, pid in self.status().items() if pid is not None}
+        for pid in running.values():
+            os.kill(pid, signal.SIGTERM)
+        quorum = len(self.nodes) // 2 + 1
+        deadline = time.monotonic() + grace_s
+        while running and time.monotonic() < deadline:
+            running = {node_id: pid for node_id, pid in running.items() if self.is_running(node_id)}
+            if 0 < len(running) < quorum and len(self.nodes) > 1:
+                break
+            time.sleep(0.1)
+        for node_id in running:
+            self.kill_node(node_id)
+        for child in self._children.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(1)
 
     def wipe(self) -> None:
         """Delete the run folder: the next start is a new, empty cluster."""
@@ -158,41 +175,47 @@ class LocalKafka:
         """Node id → pid of its running process, or None."""
         return {node.node_id: self._running_pid(node) for node in self.nodes}
 
-    def wait_until_ready(self, broker_count: int, deadline: float) -> None:
-        """Wait until the cluster's metadata lists `broker_count` brokers."""
+    def wait_until_ready(self, deadline: float, node_ids: Sequence[int] | None = None) -> None:
+        """Wait until the cluster's metadata lists these nodes (all, by default) as brokers."""
+        expected = set(node_ids or [node.node_id for node in self.nodes])
         # Listening sockets first: an admin client asked earlier floods stderr with
         # "connection refused" lines while the JVMs warm up.
-        while not all(_accepts(node.port) for node in self.nodes if self.is_running(node.node_id)):
-            self._check_alive(deadline, broker_count)
+        while not all(_accepts(self.node(node_id).port) for node_id in expected):
+            self._check_alive(deadline, expected)
             time.sleep(0.1)
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
         while True:
             with contextlib.suppress(KafkaException):
-                if len(admin.list_topics(timeout=1.0).brokers) >= broker_count:
+                if expected <= set(admin.list_topics(timeout=1.0).brokers):
                     return
-            self._check_alive(deadline, broker_count)
+            self._check_alive(deadline, expected)
             time.sleep(0.1)
 
-    def _check_alive(self, deadline: float, broker_count: int) -> None:
-        for node in self.nodes:
-            child = self._children.get(node.node_id)
+    def _check_alive(self, deadline: float, expected: set[int]) -> None:
+        for node_id in expected:
+            child = self._children.get(node_id)
             if child is not None and child.poll() is not None:
                 raise KafkaLaunchError(
-                    f"node {node.node_id} exited with {child.returncode}:\n"
-                    + self.log_tail(node.node_id)
+                    f"node {node_id} exited with {child.returncode}:\n" + self.log_tail(node_id)
                 )
         if time.monotonic() > deadline:
             raise KafkaLaunchError(
-                f"cluster not ready with {broker_count} brokers in time; logs in {self.run_dir}"
+                f"nodes {sorted(expected)} not serving in time; logs in {self.run_dir}"
             )
 
     # --- one node, for fault tests ---
 
-    def start_node(self, node_id: int) -> None:
-        """Start one node again on its existing data (it must have been started before)."""
+    def start_node(self, node_id: int, timeout_s: float | None = 120.0) -> None:
+        """Start one node again on its data, and wait until it serves (unless timeout_s is None).
+
+        After a SIGKILL the controllers wait out the old broker session
+        (`broker.session.timeout.ms`, 9 s) before they let the node register again.
+        """
         node = self.node(node_id)
         if not self.is_running(node_id):
             self._spawn(node)
+        if timeout_s is not None:
+            self.wait_until_ready(deadline=time.monotonic() + timeout_s, node_ids=[node_id])
 
     def stop_node(self, node_id: int, grace_s: float = 30.0) -> None:
         """SIGTERM one node and wait for it; SIGKILL it if it outlives the grace."""

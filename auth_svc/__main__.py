@@ -12,6 +12,7 @@ import threading
 
 import grpc
 from confluent_kafka import Consumer
+from grpc_health.v1 import health_pb2
 
 from auth_svc.accounts import InMemoryAccountStore
 from auth_svc.consumer import EventConsumer
@@ -33,16 +34,6 @@ def main() -> int:
     )
     stopping = shutdown_event()
     store = InMemoryAccountStore()
-    consumer = EventConsumer(
-        Consumer(
-            consumer_config(
-                settings.kafka_bootstrap_servers, settings.consumer_group, client_id="auth-svc"
-            )
-        ),
-        topic=settings.events_topic,
-        store=store,
-        handlers=HANDLERS,
-    )
     servicer = AuthServicer(store)
 
     def register(server: grpc.Server) -> None:
@@ -52,6 +43,24 @@ def main() -> int:
         address=f"[::]:{settings.grpc_port}",
         service_names=[auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name],
         register=register,
+    )
+
+    def report_serving() -> None:
+        # SERVING once the group has given this member its share of partitions (even none):
+        # a client that waits for health sees new accounts appear without a gap.
+        server.set_status(health_pb2.HealthCheckResponse.SERVING)
+        logger.info("consumer joined group %s; auth_svc is SERVING", settings.consumer_group)
+
+    consumer = EventConsumer(
+        Consumer(
+            consumer_config(
+                settings.kafka_bootstrap_servers, settings.consumer_group, client_id="auth-svc"
+            )
+        ),
+        topic=settings.events_topic,
+        store=store,
+        handlers=HANDLERS,
+        on_first_assignment=report_serving,
     )
     failed = threading.Event()
 
@@ -63,11 +72,11 @@ def main() -> int:
             failed.set()
             stopping.set()
 
+    server.start(serving=False)
     consumer_thread = threading.Thread(target=consume, name="kafka-consumer")
     consumer_thread.start()
-    server.start()
     logger.info(
-        "auth_svc ready: gRPC on port %d, consuming %s as group %s via %s",
+        "auth_svc started: gRPC on port %d, consuming %s as group %s via %s",
         server.port,
         settings.events_topic,
         settings.consumer_group,

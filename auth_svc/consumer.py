@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from google.protobuf.message import DecodeError
@@ -27,11 +27,13 @@ class EventConsumer:
         topic: str,
         store: AccountStore,
         handlers: Mapping[str, Handler],
+        on_first_assignment: Callable[[], None] = lambda: None,
     ) -> None:
         self._consumer = consumer
         self._topic = topic
         self._store = store
         self._handlers = handlers
+        self._on_first_assignment: Callable[[], None] | None = on_first_assignment
         self.applied = 0
         self.skipped = 0
 
@@ -84,3 +86,7 @@ class EventConsumer:
             for partition in partitions:
                 partition.offset = OFFSET_BEGINNING
             consumer.incremental_assign(partitions)
+        if self._on_first_assignment is not None:
+            # The group has taken this member in: from now on events reach it.
+            self._on_first_assignment()
+            self._on_first_assignment = None

@@ -27,9 +27,11 @@ class GrpcServer:
     health: health.HealthServicer
     service_names: Sequence[str]
 
-    def start(self) -> None:
+    def start(self, serving: bool = True) -> None:
+        """Start listening; health turns SERVING now, or later by `set_status` if not `serving`."""
         self.server.start()
-        self.set_status(health_pb2.HealthCheckResponse.SERVING)
+        if serving:
+            self.set_status(health_pb2.HealthCheckResponse.SERVING)
         logger.info("gRPC server listening on port %d", self.port)
 
     def set_status(self, status: int) -> None:
@@ -54,8 +56,8 @@ def create_server(
 ) -> GrpcServer:
     """Build a server with the services `register` adds, plus health and reflection.
 
-    Health starts as NOT_SERVING and turns SERVING in `start()`, so a client that asks
-    early is told to wait rather than sent to a server not yet listening.
+    Health starts as NOT_SERVING, so a client that asks early is told to wait rather than
+    sent to a server that cannot do its job yet.
     """
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),

@@ -22,16 +22,14 @@ from auth_svc.settings import Settings
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.grpc_server import create_server
 from herald.kafka_config import consumer_config
-from herald.lifecycle import shutdown_event
+from herald.lifecycle import configure_logging, shutdown_event
 
 logger = logging.getLogger("auth_svc")
 
 
 def main() -> int:
     settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     stopping = shutdown_event()
     store = InMemoryAccountStore()
     servicer = AuthServicer(store)

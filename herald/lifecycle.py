@@ -1,4 +1,5 @@
-"""Turning SIGTERM and Ctrl-C into one event the composition roots wait on."""
+"""What every service process does at start: configure logging, and turn SIGTERM and Ctrl-C
+into one event the composition root waits on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import threading
 from types import FrameType
 
 logger = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    """One line per record, with time, level and logger: greppable, and enough to follow a call."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def shutdown_event() -> threading.Event:

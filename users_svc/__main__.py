@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import grpc
 
 from herald.grpc_server import create_server
 from herald.kafka_config import producer_config
-from herald.lifecycle import shutdown_event
+from herald.lifecycle import configure_logging, shutdown_event
 from herald.producer import DeliveringProducer
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.publisher import KafkaEventPublisher
@@ -19,11 +20,9 @@ from users_svc.settings import Settings
 logger = logging.getLogger("users_svc")
 
 
-def main() -> None:
+def main() -> int:
     settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     stopping = shutdown_event()
     producer = DeliveringProducer(
         producer_config(
@@ -60,7 +59,8 @@ def main() -> None:
     server.stop(settings.shutdown_grace_s)
     producer.close()
     logger.info("users_svc stopped")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,6 +14,8 @@ class Account:
     name: str
     email: str
     create_time: datetime
+    # The user's version this account reflects; events carry it and only a higher one wins.
+    version: int
     last_event_id: str
     update_time: datetime
 
@@ -23,8 +25,8 @@ class AccountStore(Protocol):
     # topic from the beginning to rebuild it.
     volatile: bool
 
-    def add_if_absent(self, account: Account) -> bool:
-        """Keep the account unless one exists for that user; True if it was added."""
+    def put_if_newer(self, account: Account) -> bool:
+        """Keep the account unless one of the same or a higher version exists; True if kept."""
         ...
 
     def get(self, user_id: str) -> Account | None: ...
@@ -39,9 +41,10 @@ class InMemoryAccountStore:
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
 
-    def add_if_absent(self, account: Account) -> bool:
+    def put_if_newer(self, account: Account) -> bool:
         with self._lock:
-            if account.user_id in self._accounts:
+            current = self._accounts.get(account.user_id)
+            if current is not None and current.version >= account.version:
                 return False
             self._accounts[account.user_id] = account
             return True

@@ -1,4 +1,8 @@
-"""What each event type does to the accounts. Handlers are idempotent: a replay changes nothing."""
+"""What each event type does to the accounts. Handlers are idempotent: a replay changes nothing.
+
+Events carry the user's whole state and its version, so applying one means keeping it if it
+is newer than what the account has. Duplicates and late copies are older or equal: ignored.
+"""
 
 from __future__ import annotations
 
@@ -11,36 +15,79 @@ from herald.users.v1 import events_pb2
 
 logger = logging.getLogger(__name__)
 
+Clock = Callable[[], datetime]
+
 
 class InvalidEventError(ValueError):
     """The event decoded but its content is unusable (a required field is empty)."""
 
 
-def handle_user_created(
-    payload: bytes, store: AccountStore, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-) -> bool:
-    """Create the user's account unless it exists already; True if this call created it.
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def handle_user_created(payload: bytes, store: AccountStore, now: Clock = _now) -> bool:
+    """Create the user's account; True if this call changed the store.
 
     Raises google.protobuf.message.DecodeError for bytes that are not a UserCreated, and
     InvalidEventError for one without an event id or user id.
     """
     event = events_pb2.UserCreated.FromString(payload)
-    if not event.event_id or not event.user_id:
-        raise InvalidEventError("UserCreated without event_id or user_id")
-    account = Account(
-        user_id=event.user_id,
-        name=event.name,
-        email=event.email,
-        create_time=event.create_time.ToDatetime(tzinfo=UTC),
-        last_event_id=event.event_id,
-        update_time=now(),
+    _require_ids(event.event_id, event.user_id)
+    return _apply(
+        store,
+        Account(
+            user_id=event.user_id,
+            name=event.name,
+            email=event.email,
+            create_time=event.create_time.ToDatetime(tzinfo=UTC),
+            # Events from before versions existed count as the first version.
+            version=event.version or 1,
+            last_event_id=event.event_id,
+            update_time=now(),
+        ),
     )
-    created = store.add_if_absent(account)
-    if created:
-        logger.info("account created for user %s (event %s)", event.user_id, event.event_id)
+
+
+def handle_user_updated(payload: bytes, store: AccountStore, now: Clock = _now) -> bool:
+    """Bring the account to the event's state if it is newer; True if this call changed it."""
+    event = events_pb2.UserUpdated.FromString(payload)
+    _require_ids(event.event_id, event.user_id)
+    if event.version < 2:
+        raise InvalidEventError(f"UserUpdated with version {event.version}; updates start at 2")
+    return _apply(
+        store,
+        Account(
+            user_id=event.user_id,
+            name=event.name,
+            email=event.email,
+            create_time=event.create_time.ToDatetime(tzinfo=UTC),
+            version=event.version,
+            last_event_id=event.event_id,
+            update_time=now(),
+        ),
+    )
+
+
+def _require_ids(event_id: str, user_id: str) -> None:
+    if not event_id or not user_id:
+        raise InvalidEventError("event without event_id or user_id")
+
+
+def _apply(store: AccountStore, account: Account) -> bool:
+    applied = store.put_if_newer(account)
+    if applied:
+        logger.info(
+            "account of user %s now at version %d (event %s)",
+            account.user_id,
+            account.version,
+            account.last_event_id,
+        )
     else:
-        logger.info("account for user %s exists; event %s skipped", event.user_id, event.event_id)
-    return created
+        logger.info(
+            "event %s for user %s is not newer; skipped", account.last_event_id, account.user_id
+        )
+    return applied
 
 
 Handler = Callable[[bytes, AccountStore], bool]
@@ -48,4 +95,5 @@ Handler = Callable[[bytes, AccountStore], bool]
 # The one place that knows event types: `ce_type` header → handler.
 HANDLERS: dict[str, Handler] = {
     events_pb2.UserCreated.DESCRIPTOR.full_name: handle_user_created,
+    events_pb2.UserUpdated.DESCRIPTOR.full_name: handle_user_updated,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,31 @@ class GrpcServer:
         for name in ("", *self.service_names):
             self.health.set(name, status)
 
+    def watch(
+        self, healthy: Callable[[], bool], stopping: threading.Event, interval_s: float = 2.0
+    ) -> threading.Thread:
+        """Re-check `healthy` every interval and report SERVING or NOT_SERVING to match."""
+
+        def loop() -> None:
+            was_healthy: bool | None = None
+            while not stopping.wait(interval_s):
+                now_healthy = healthy()
+                if now_healthy != was_healthy:
+                    self.set_status(
+                        health_pb2.HealthCheckResponse.SERVING
+                        if now_healthy
+                        else health_pb2.HealthCheckResponse.NOT_SERVING
+                    )
+                    if was_healthy is not None or not now_healthy:
+                        logger.warning(
+                            "health is now %s", "SERVING" if now_healthy else "NOT_SERVING"
+                        )
+                    was_healthy = now_healthy
+
+        thread = threading.Thread(target=loop, name="health-watch", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self, grace_s: float) -> None:
         """Refuse new calls, give calls in flight `grace_s` to finish, then cancel them."""
         # Health first, so load balancers and clients watching health stop sending here.
@@ -53,14 +79,17 @@ def create_server(
     service_names: Sequence[str],
     register: Callable[[grpc.Server], None],
     max_workers: int = 16,
+    max_concurrent_rpcs: int | None = None,
 ) -> GrpcServer:
     """Build a server with the services `register` adds, plus health and reflection.
 
     Health starts as NOT_SERVING, so a client that asks early is told to wait rather than
-    sent to a server that cannot do its job yet.
+    sent to a server that cannot do its job yet. Past `max_concurrent_rpcs` calls in
+    progress (running or queued for a worker), new ones get RESOURCE_EXHAUSTED at once.
     """
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

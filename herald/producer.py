@@ -1,12 +1,9 @@
-"""A Kafka producer whose `send` returns only once the broker has acknowledged the record."""
+"""Sending records to Kafka and knowing, record by record, which ones the broker acknowledged."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -15,13 +12,6 @@ from herald.cloudevents import Headers
 from herald.kafka_config import ClientConfig
 
 logger = logging.getLogger(__name__)
-
-
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
-
-
-class DeliveryError(Exception):
-    """The broker did not acknowledge a record; it may or may not be in the log."""
 
 
 @dataclass(frozen=True)
@@ -34,59 +24,46 @@ class Record:
     headers: Headers
 
 
-@dataclass(frozen=True)
-class Delivered:
-    """Where an acknowledged record landed."""
+class KafkaBatchSender:
+    """Sends records in order with one idempotent producer and waits for every delivery report.
 
-    partition: int
-    offset: int
-
-
-class DeliveringProducer:
-    """One idempotent producer per process, shared by every request thread.
-
-    librdkafka runs delivery callbacks only inside `poll()` or `flush()`, so a background
-    thread polls; each `send` waits on its own future instead of flushing the whole queue,
-    which would make every caller wait for everyone else's records.
+    The producer's `message.timeout.ms` must be shorter than `wait_s`: then each record has
+    failed or been acknowledged when `send` returns, and nothing of the batch is left in the
+    queue to race a retry of the records that failed.
     """
 
-    def __init__(self, config: ClientConfig) -> None:
-        self._producer = Producer({**config, "error_cb": _log_client_error})
-        self._closing = threading.Event()
-        self._poller = threading.Thread(
-            target=self._serve_delivery_reports, name="kafka-delivery-reports", daemon=True
-        )
-        self._poller.start()
+    def __init__(self, producer: Producer, wait_s: float) -> None:
+        self._producer = producer
+        self._wait_s = wait_s
 
-    def send(self, record: Record, timeout_s: float) -> Delivered:
-        """Send one record and wait for its acknowledgement; raise DeliveryError otherwise."""
-        acknowledged: Future[Delivered] = Future()
+    def send(self, records: Sequence[Record]) -> list[bool]:
+        """True for each record the broker acknowledged, in the order given."""
+        acknowledged = [False] * len(records)
 
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            partition, offset = message.partition(), message.offset()
-            if error is not None:
-                acknowledged.set_exception(DeliveryError(error.str()))
-            elif partition is None or offset is None:
-                acknowledged.set_exception(DeliveryError("acknowledged without a position"))
-            else:
-                acknowledged.set_result(Delivered(partition, offset))
+        def report(index: int) -> Callable[[KafkaError | None, Message], None]:
+            def on_delivery(error: KafkaError | None, _message: Message) -> None:
+                if error is None:
+                    acknowledged[index] = True
+                else:
+                    logger.debug("record %d not delivered: %s", index, error.str())
 
-        self._enqueue(record, on_delivery)
-        try:
-            return acknowledged.result(timeout=timeout_s)
-        except FutureTimeout:
-            raise DeliveryError(f"not acknowledged within {timeout_s:g} s") from None
+            return on_delivery
 
-    def close(self, timeout_s: float = 30.0) -> int:
-        """Stop polling and flush; return how many records were still undelivered."""
-        self._closing.set()
-        self._poller.join()
-        remaining: int = self._producer.flush(timeout_s)
-        if remaining:
-            logger.error("producer closed with %d undelivered records", remaining)
-        return remaining
+        for index, record in enumerate(records):
+            self._produce(record, report(index))
+        left = self._producer.flush(self._wait_s)
+        if left:
+            logger.error("%d records still queued after %.0f s", left, self._wait_s)
+        return acknowledged
 
-    def _enqueue(self, record: Record, on_delivery: DeliveryCallback) -> None:
+    def close(self, timeout_s: float = 10.0) -> int:
+        """Flush; return how many records were still undelivered."""
+        left: int = self._producer.flush(timeout_s)
+        return left
+
+    def _produce(
+        self, record: Record, on_delivery: Callable[[KafkaError | None, Message], None]
+    ) -> None:
         while True:
             try:
                 self._producer.produce(
@@ -97,18 +74,17 @@ class DeliveringProducer:
                     on_delivery=on_delivery,
                 )
             except BufferError:
-                # The local queue is full: give the poller's deliveries a moment to drain it.
+                # librdkafka's local queue is full: serve delivery reports to make room.
                 self._producer.poll(0.05)
             else:
                 return
 
-    def _serve_delivery_reports(self) -> None:
-        while not self._closing.is_set():
-            self._producer.poll(0.1)
+
+def producer(config: ClientConfig) -> Producer:
+    """A producer that logs client-level errors (most are retried by librdkafka itself)."""
+    return Producer({**config, "error_cb": _log_client_error})
 
 
 def _log_client_error(error: KafkaError) -> None:
-    # Most client errors (a broker unreachable, say) are retried by librdkafka itself;
-    # they are worth a line in the log, not an exception in a request.
     level = logging.ERROR if error.fatal() else logging.WARNING
     logger.log(level, "kafka client: %s", error.str())

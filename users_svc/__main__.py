@@ -1,21 +1,29 @@
-"""The users service's composition root: `python -m users_svc`."""
+"""The users service's composition root: `python -m users_svc`.
+
+The gRPC server commits users and their events to SQLite; the outbox relay, a thread of the
+same process, publishes the events to Kafka. Kafka being down delays events, never calls.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from datetime import timedelta
 
 import grpc
 
 from herald.grpc_server import create_server
 from herald.kafka_config import producer_config
 from herald.lifecycle import configure_logging, shutdown_event
-from herald.producer import DeliveringProducer
+from herald.producer import KafkaBatchSender, producer
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from users_svc.publisher import KafkaEventPublisher
-from users_svc.repository import InMemoryUserRepository
+from users_svc.events import EventRecords
+from users_svc.relay import OutboxRelay
+from users_svc.service import Users
 from users_svc.servicer import UserServicer
 from users_svc.settings import Settings
+from users_svc.store import SqliteUserStore, StoreUnavailableError
 
 logger = logging.getLogger("users_svc")
 
@@ -24,21 +32,30 @@ def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     stopping = shutdown_event()
-    producer = DeliveringProducer(
-        producer_config(
-            settings.kafka_bootstrap_servers,
-            client_id="users-svc",
-            # librdkafka gives up on a record when CreateUser stops waiting for it, so a call
-            # that answered UNAVAILABLE does not publish much later behind the client's back.
-            **{"message.timeout.ms": int(settings.publish_timeout_s * 1000)},
-        )
+    store = SqliteUserStore(settings.database_path)
+    sender = KafkaBatchSender(
+        producer(
+            producer_config(
+                settings.kafka_bootstrap_servers,
+                client_id="users-svc-relay",
+                # Every record of a batch fails or succeeds before the relay's wait ends.
+                **{"message.timeout.ms": int(settings.relay_timeout_s * 1000)},
+            )
+        ),
+        wait_s=settings.relay_timeout_s + 5,
     )
-    servicer = UserServicer(
-        users=InMemoryUserRepository(),
-        publisher=KafkaEventPublisher(producer, settings.publish_timeout_s),
-        events_topic=settings.events_topic,
-        event_source=settings.event_source,
+    relay = OutboxRelay(
+        store,
+        sender,
+        batch_size=settings.relay_batch_size,
+        retention=timedelta(seconds=settings.outbox_retention_s),
     )
+    users = Users(
+        store,
+        EventRecords(topic=settings.events_topic, source=settings.event_source),
+        on_event=relay.wake,
+    )
+    servicer = UserServicer(users)
 
     def register(server: grpc.Server) -> None:
         users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
@@ -47,17 +64,35 @@ def main() -> int:
         address=f"[::]:{settings.grpc_port}",
         service_names=[users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name],
         register=register,
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
+    relay_stopping = threading.Event()
+    relay_thread = threading.Thread(target=relay.run, args=(relay_stopping,), name="outbox-relay")
+    relay_thread.start()
     server.start()
+
+    def store_usable() -> bool:
+        try:
+            store.ping()
+        except StoreUnavailableError:
+            return False
+        return True
+
+    server.watch(store_usable, stopping)
     logger.info(
-        "users_svc ready: gRPC on port %d, publishing to %s via %s",
+        "users_svc ready: gRPC on port %d, store %s, relaying to %s via %s",
         server.port,
+        settings.database_path,
         settings.events_topic,
         settings.kafka_bootstrap_servers,
     )
     stopping.wait()
+    # Calls first (they add rows), then the relay drains what it can, then the producer.
     server.stop(settings.shutdown_grace_s)
-    producer.close()
+    relay_stopping.set()
+    relay_thread.join()
+    sender.close()
+    store.close()
     logger.info("users_svc stopped")
     return 0
 

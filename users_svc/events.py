@@ -1,27 +1,59 @@
-"""Turning a new user into the Kafka record that announces it."""
+"""The Kafka records that announce a user's changes: protobuf value, CloudEvents headers, key."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
 
 from herald.cloudevents import EventAttributes
 from herald.producer import Record
 from herald.users.v1 import events_pb2
 from users_svc.model import User
 
-USER_CREATED_TYPE = events_pb2.UserCreated.DESCRIPTOR.full_name
+USER_CREATED = events_pb2.UserCreated.DESCRIPTOR.full_name
+USER_UPDATED = events_pb2.UserUpdated.DESCRIPTOR.full_name
 
 
-def user_created_record(user: User, *, event_id: str, source: str, topic: str) -> Record:
-    """A UserCreated record: keyed by user id, so each user's events stay in order."""
-    event = events_pb2.UserCreated(
-        event_id=event_id, user_id=user.id, name=user.name, email=user.email
-    )
-    event.create_time.FromDatetime(user.create_time)
-    attributes = EventAttributes(
-        id=event_id, source=source, type=USER_CREATED_TYPE, time=user.create_time
-    )
-    return Record(
-        topic=topic,
-        key=user.id.encode(),
-        value=event.SerializeToString(),
-        headers=attributes.to_headers(),
-    )
+@dataclass(frozen=True)
+class EventRecords:
+    """Builds the records of one topic and source; keyed by user id, so per-user order holds."""
+
+    topic: str
+    source: str
+
+    def user_created(self, user: User) -> Record:
+        event = events_pb2.UserCreated(
+            event_id=user.event_id,
+            user_id=user.id,
+            name=user.name,
+            email=user.email,
+            version=user.version,
+        )
+        event.create_time.FromDatetime(user.create_time)
+        return self._record(user, USER_CREATED, event)
+
+    def user_updated(self, user: User, changed_fields: Sequence[str]) -> Record:
+        event = events_pb2.UserUpdated(
+            event_id=user.event_id,
+            user_id=user.id,
+            name=user.name,
+            email=user.email,
+            version=user.version,
+            changed_fields=changed_fields,
+        )
+        event.create_time.FromDatetime(user.create_time)
+        event.update_time.FromDatetime(user.update_time)
+        return self._record(user, USER_UPDATED, event)
+
+    def _record(self, user: User, event_type: str, event: Message) -> Record:
+        attributes = EventAttributes(
+            id=user.event_id, source=self.source, type=event_type, time=user.update_time
+        )
+        return Record(
+            topic=self.topic,
+            key=user.id.encode(),
+            value=event.SerializeToString(),
+            headers=attributes.to_headers(),
+        )

@@ -1,87 +1,148 @@
-"""The UserService RPCs: translate between protobuf and the model, and map errors to statuses."""
+"""The UserService RPCs: translate protobuf to the application and its errors to statuses."""
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from typing import NoReturn
 
 import grpc
 
-from herald.grpc_errors import abort_invalid_argument, abort_not_found, abort_unavailable
-from herald.producer import DeliveryError
+from herald.grpc_errors import abort, bad_request, internal_errors_hidden, retry_info
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from users_svc.events import user_created_record
-from users_svc.model import InvalidUserError, User, validate_new_user
-from users_svc.publisher import EventPublisher
-from users_svc.repository import UserRepository
+from users_svc.model import (
+    EmailTakenError,
+    InvalidRequestError,
+    RequestIdReusedError,
+    User,
+    UserNotFoundError,
+    validate_change,
+    validate_new_user,
+)
+from users_svc.service import Users
+from users_svc.store import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
+DOMAIN = "users.herald"
+guarded = internal_errors_hidden(DOMAIN)
 
 
 class UserServicer(users_pb2_grpc.UserServiceServicer):
-    def __init__(
-        self,
-        *,
-        users: UserRepository,
-        publisher: EventPublisher,
-        events_topic: str,
-        event_source: str,
-        clock: Callable[[], datetime] = _now,
-        new_id: Callable[[], str] = _new_id,
-    ) -> None:
+    def __init__(self, users: Users) -> None:
         self._users = users
-        self._publisher = publisher
-        self._events_topic = events_topic
-        self._event_source = event_source
-        self._clock = clock
-        self._new_id = new_id
 
+    @guarded
     def CreateUser(
         self, request: users_pb2.CreateUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.CreateUserResponse:
         try:
-            name, email = validate_new_user(request.name, request.email)
-        except InvalidUserError as error:
-            abort_invalid_argument(context, "INVALID_USER", error.violations)
-        user = User(id=self._new_id(), name=name, email=email, create_time=self._clock())
-        record = user_created_record(
-            user, event_id=self._new_id(), source=self._event_source, topic=self._events_topic
-        )
-        # The event goes out before the user is kept: a user nobody hears about would be
-        # worse than an error the client can retry. (The outbox will make both one step.)
-        try:
-            self._publisher.publish(record)
-        except DeliveryError as error:
-            logger.warning("CreateUser failed to publish UserCreated for %s: %s", user.id, error)
-            abort_unavailable(
-                context, "EVENT_NOT_PUBLISHED", f"could not publish the event: {error}"
+            new = validate_new_user(request.name, request.email, request.request_id)
+            user, created = self._users.create(new)
+        except InvalidRequestError as error:
+            _abort_invalid(context, error)
+        except RequestIdReusedError as error:
+            abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                domain=DOMAIN,
+                reason="REQUEST_ID_REUSED",
+                message=str(error),
             )
-        self._users.add(user)
-        logger.info("created user %s", user.id)
+        except EmailTakenError:
+            _abort_email_taken(context)
+        except StoreUnavailableError:
+            _abort_store_unavailable(context)
+        if created:
+            logger.info("created user %s", user.id)
+        else:
+            logger.info("CreateUser retried with request %s: user %s", new.request_id, user.id)
         return users_pb2.CreateUserResponse(user=to_proto(user))
 
+    @guarded
     def GetUser(
         self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.GetUserResponse:
         if not request.id:
-            abort_invalid_argument(context, "INVALID_USER_ID", {"id": "is required"})
-        user = self._users.get(request.id)
-        if user is None:
-            abort_not_found(context, "USER_NOT_FOUND", f"no user with id {request.id!r}")
+            abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                domain=DOMAIN,
+                reason="INVALID_USER_ID",
+                message="id: is required",
+            )
+        try:
+            user = self._users.get(request.id)
+        except UserNotFoundError:
+            _abort_not_found(context, request.id)
+        except StoreUnavailableError:
+            _abort_store_unavailable(context)
         return users_pb2.GetUserResponse(user=to_proto(user))
+
+    @guarded
+    def UpdateUser(
+        self, request: users_pb2.UpdateUserRequest, context: grpc.ServicerContext
+    ) -> users_pb2.UpdateUserResponse:
+        try:
+            change = validate_change(
+                request.user.id, request.user.name, request.user.email, request.update_mask.paths
+            )
+            user = self._users.update(change)
+        except InvalidRequestError as error:
+            _abort_invalid(context, error)
+        except UserNotFoundError:
+            _abort_not_found(context, request.user.id)
+        except EmailTakenError:
+            _abort_email_taken(context)
+        except StoreUnavailableError:
+            _abort_store_unavailable(context)
+        return users_pb2.UpdateUserResponse(user=to_proto(user))
 
 
 def to_proto(user: User) -> users_pb2.User:
     message = users_pb2.User(id=user.id, name=user.name, email=user.email)
     message.create_time.FromDatetime(user.create_time)
+    message.update_time.FromDatetime(user.update_time)
     return message
+
+
+def _abort_invalid(context: grpc.ServicerContext, error: InvalidRequestError) -> NoReturn:
+    # One ErrorInfo per status: the first bad field's reason; BadRequest lists them all.
+    abort(
+        context,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        domain=DOMAIN,
+        reason=error.violations[0].reason,
+        message=str(error),
+        details=[bad_request(error.violations)],
+    )
+
+
+def _abort_email_taken(context: grpc.ServicerContext) -> NoReturn:
+    abort(
+        context,
+        grpc.StatusCode.ALREADY_EXISTS,
+        domain=DOMAIN,
+        reason="EMAIL_TAKEN",
+        message="another user has this email",
+    )
+
+
+def _abort_not_found(context: grpc.ServicerContext, user_id: str) -> NoReturn:
+    abort(
+        context,
+        grpc.StatusCode.NOT_FOUND,
+        domain=DOMAIN,
+        reason="USER_NOT_FOUND",
+        message=f"no user with id {user_id!r}",
+    )
+
+
+def _abort_store_unavailable(context: grpc.ServicerContext) -> NoReturn:
+    abort(
+        context,
+        grpc.StatusCode.UNAVAILABLE,
+        domain=DOMAIN,
+        reason="STORE_UNAVAILABLE",
+        message="the user store is unavailable; retry with backoff",
+        details=[retry_info(1)],
+    )

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from herald.grpc_client import wait_until_serving
-from herald.localkafka import free_ports
 from tests.conftest import REPO
+from tests.e2e.processes import ServiceProcess
 from tests.support import unique
 
 
@@ -34,36 +29,25 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("services")
-    users_port, auth_port = free_ports(2)
+    folder = tmp_path_factory.mktemp("stack")
     env = {
-        **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "USERS_GRPC_PORT": str(users_port),
-        "AUTH_GRPC_PORT": str(auth_port),
+        "USERS_DATA_DIR": str(folder / "users-data"),
         # Our own group, in case KAFKA_BOOTSTRAP_SERVERS points at a shared cluster.
         "AUTH_CONSUMER_GROUP": unique("auth-svc-e2e"),
     }
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", name],
-            env=env,
-            cwd=REPO,
-            stdout=(logs / f"{name}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        for name in ("users_svc", "auth_svc")
-    }
+    users = ServiceProcess("users_svc", env, folder / "users_svc.log")
+    auth = ServiceProcess("auth_svc", env, folder / "auth_svc.log")
+    exits = {}
     try:
-        wait_until_serving(f"127.0.0.1:{users_port}", timeout_s=30)
-        wait_until_serving(f"127.0.0.1:{auth_port}", timeout_s=30)
-        yield Stack(f"127.0.0.1:{users_port}", f"127.0.0.1:{auth_port}", kafka_bootstrap)
+        users.start()
+        auth.start()
+        yield Stack(users.target, auth.target, kafka_bootstrap)
     finally:
-        for process in processes.values():
-            process.send_signal(signal.SIGTERM)
-        exits = {name: process.wait(30) for name, process in processes.items()}
-        for name in processes:
-            print(f"--- {name} log ---\n{(logs / f'{name}.log').read_text(errors='replace')}")
+        for service in (users, auth):
+            if service.process is not None:
+                exits[service.module] = service.terminate()
+            print(f"--- {service.module} log ---\n{service.log_text()}")
     # A clean SIGTERM shutdown is part of the contract: both exit 0.
     assert exits == {"users_svc": 0, "auth_svc": 0}
 

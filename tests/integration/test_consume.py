@@ -14,16 +14,17 @@ from auth_svc.consumer import EventConsumer
 from auth_svc.handlers import HANDLERS
 from herald.kafka_config import consumer_config, producer_config
 from tests.support import eventually, unique
-from users_svc.events import user_created_record
-from users_svc.model import User
+from users_svc.events import EventRecords
+from users_svc.model import User, event_id
 
 
-def produce_user_created(bootstrap: str, topic: str, pairs: list[tuple[str, str]]) -> None:
-    """Produce one UserCreated per (user id, event id) pair, in order."""
+def produce_user_created(bootstrap: str, topic: str, user_ids: list[str]) -> None:
+    """Produce one UserCreated per user id, in order (a repeated id repeats the event)."""
     producer = Producer(producer_config(bootstrap, "test-producer"))
-    for user_id, event_id in pairs:
-        user = User(user_id, f"name-{user_id}", f"{user_id}@example.com", datetime.now(UTC))
-        record = user_created_record(user, event_id=event_id, source="/test", topic=topic)
+    for user_id in user_ids:
+        now = datetime.now(UTC)
+        user = User(user_id, f"name-{user_id}", f"{user_id}@example.com", now, now, 1)
+        record = EventRecords(topic, "/test").user_created(user)
         producer.produce(topic, value=record.value, key=record.key, headers=record.headers)
     assert producer.flush(10) == 0
 
@@ -60,14 +61,14 @@ def committed(bootstrap: str, topic: str, group: str) -> int:
 
 
 def test_same_event_delivered_twice_makes_one_account(kafka_bootstrap: str, topic: str) -> None:
-    produce_user_created(kafka_bootstrap, topic, [("u1", "e1"), ("u1", "e1"), ("u2", "e2")])
+    produce_user_created(kafka_bootstrap, topic, ["u1", "u1", "u2"])
     store = InMemoryAccountStore()
     with consuming(kafka_bootstrap, topic, unique("group"), store) as consumer:
         eventually(lambda: (consumer.applied == 3) or None)
     assert len(store) == 2
     account = store.get("u1")
     assert account is not None
-    assert account.last_event_id == "e1"
+    assert account.last_event_id == event_id("u1", 1)
 
 
 def test_bad_records_are_passed_over_and_valid_ones_applied(
@@ -83,7 +84,7 @@ def test_bad_records_are_passed_over_and_valid_ones_applied(
     producer.produce(topic, key=b"y", value=b"", headers=[("ce_type", b"herald.users.v1.Unknown")])
     producer.produce(topic, key=b"z", value=b"no headers")
     assert producer.flush(10) == 0
-    produce_user_created(kafka_bootstrap, topic, [("u1", "e1")])
+    produce_user_created(kafka_bootstrap, topic, ["u1"])
     store = InMemoryAccountStore()
     with consuming(kafka_bootstrap, topic, unique("group"), store) as consumer:
         eventually(lambda: (consumer.applied + consumer.skipped == 4) or None)
@@ -92,7 +93,7 @@ def test_bad_records_are_passed_over_and_valid_ones_applied(
 
 
 def test_offsets_are_committed_for_what_was_applied(kafka_bootstrap: str, topic: str) -> None:
-    produce_user_created(kafka_bootstrap, topic, [(f"u{n}", f"e{n}") for n in range(10)])
+    produce_user_created(kafka_bootstrap, topic, [f"u{n}" for n in range(10)])
     group = unique("group")
     store = InMemoryAccountStore()
     with consuming(kafka_bootstrap, topic, group, store) as consumer:
@@ -104,7 +105,7 @@ def test_offsets_are_committed_for_what_was_applied(kafka_bootstrap: str, topic:
 def test_a_restarted_volatile_store_is_rebuilt_from_the_topic(
     kafka_bootstrap: str, topic: str
 ) -> None:
-    produce_user_created(kafka_bootstrap, topic, [("u1", "e1"), ("u2", "e2")])
+    produce_user_created(kafka_bootstrap, topic, ["u1", "u2"])
     group = unique("group")
     with consuming(kafka_bootstrap, topic, group, InMemoryAccountStore()) as consumer:
         eventually(lambda: (consumer.applied == 2) or None)

@@ -9,39 +9,44 @@ import pytest
 
 from herald.cloudevents import header_values
 from herald.kafka_config import producer_config
-from herald.producer import DeliveringProducer
+from herald.producer import KafkaBatchSender, producer
 from herald.users.v1 import events_pb2
 from tests.support import read_topic
-from users_svc.events import user_created_record
-from users_svc.model import User
-from users_svc.publisher import KafkaEventPublisher
+from users_svc.events import EventRecords
+from users_svc.model import User, event_id
+
+T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
 
 @pytest.fixture
-def producer(kafka_bootstrap: str) -> Iterator[DeliveringProducer]:
-    producer = DeliveringProducer(producer_config(kafka_bootstrap, "test-publisher"))
-    yield producer
-    assert producer.close(10) == 0
+def sender(kafka_bootstrap: str) -> Iterator[KafkaBatchSender]:
+    config = producer_config(kafka_bootstrap, "test-publisher", **{"message.timeout.ms": 10000})
+    sender = KafkaBatchSender(producer(config), wait_s=15)
+    yield sender
+    assert sender.close(10) == 0
 
 
 def test_user_created_on_the_topic_decodes_to_what_was_sent(
-    kafka_bootstrap: str, topic: str, producer: DeliveringProducer
+    kafka_bootstrap: str, topic: str, sender: KafkaBatchSender
 ) -> None:
-    user = User("user-1", "Ada Lovelace", "ada@example.com", datetime(2026, 11, 25, tzinfo=UTC))
-    record = user_created_record(user, event_id="event-1", source="/herald/users-svc", topic=topic)
-    KafkaEventPublisher(producer, timeout_s=10).publish(record)
+    user = User("user-1", "Ada Lovelace", "ada@example.com", T0, T0, 1)
+    assert sender.send([EventRecords(topic, "/herald/users-svc").user_created(user)]) == [True]
 
     [message] = read_topic(kafka_bootstrap, topic, count=1)
     assert message.key() == b"user-1"
     event = events_pb2.UserCreated.FromString(message.value() or b"")
     expected = events_pb2.UserCreated(
-        event_id="event-1", user_id="user-1", name="Ada Lovelace", email="ada@example.com"
+        event_id=event_id("user-1", 1),
+        user_id="user-1",
+        name="Ada Lovelace",
+        email="ada@example.com",
+        version=1,
     )
-    expected.create_time.FromDatetime(user.create_time)
+    expected.create_time.FromDatetime(T0)
     assert event == expected
     assert header_values(message.headers()) == {
         "ce_specversion": "1.0",
-        "ce_id": "event-1",
+        "ce_id": event_id("user-1", 1),
         "ce_source": "/herald/users-svc",
         "ce_type": "herald.users.v1.UserCreated",
         "ce_time": "2026-11-25T00:00:00.000000Z",
@@ -50,27 +55,24 @@ def test_user_created_on_the_topic_decodes_to_what_was_sent(
 
 
 def test_a_users_events_share_a_partition_and_keep_their_order(
-    kafka_bootstrap: str, topic: str, producer: DeliveringProducer
+    kafka_bootstrap: str, topic: str, sender: KafkaBatchSender
 ) -> None:
-    sent = []
+    records = EventRecords(topic, "/t")
+    batch = []
     for user_id in ("a", "b", "c"):
-        for n in range(5):
-            user = User(user_id, "N", "n@example.com", datetime.now(UTC))
-            event_id = f"{user_id}-{n}"
-            producer.send(
-                user_created_record(user, event_id=event_id, source="/t", topic=topic), 10
-            )
-            sent.append(event_id)
+        user = User(user_id, "N0", "n@example.com", T0, T0, 1)
+        batch.append(records.user_created(user))
+        for version in range(2, 6):
+            user = User(user_id, f"N{version}", "n@example.com", T0, T0, version)
+            batch.append(records.user_updated(user, ["name"]))
+    assert all(sender.send(batch))
 
-    messages = read_topic(kafka_bootstrap, topic, count=len(sent))
-    by_key: dict[bytes | None, list[str]] = {}
+    messages = read_topic(kafka_bootstrap, topic, count=len(batch))
+    versions: dict[bytes | None, list[str]] = {}
     partitions: dict[bytes | None, set[int | None]] = {}
     for message in sorted(messages, key=lambda m: (m.partition() or 0, m.offset() or 0)):
-        key = message.key()
-        by_key.setdefault(key, []).append(
-            events_pb2.UserCreated.FromString(message.value() or b"").event_id
-        )
-        partitions.setdefault(key, set()).add(message.partition())
+        versions.setdefault(message.key(), []).append(header_values(message.headers())["ce_id"])
+        partitions.setdefault(message.key(), set()).add(message.partition())
     assert all(len(p) == 1 for p in partitions.values())
     for user_id in ("a", "b", "c"):
-        assert by_key[user_id.encode()] == [f"{user_id}-{n}" for n in range(5)]
+        assert versions[user_id.encode()] == [event_id(user_id, v) for v in range(1, 6)]

@@ -33,7 +33,7 @@ def test_returns_the_account(
     stub: auth_pb2_grpc.AuthServiceStub, store: InMemoryAccountStore
 ) -> None:
     created = datetime(2026, 1, 1, tzinfo=UTC)
-    store.add_if_absent(Account("u1", "Ada", "ada@example.com", created, "e1", created))
+    store.put_if_newer(Account("u1", "Ada", "ada@example.com", created, 1, "e1", created))
     account = stub.GetAccount(auth_pb2.GetAccountRequest(user_id="u1"), timeout=5).account
     assert (account.user_id, account.name, account.email, account.last_event_id) == (
         "u1",

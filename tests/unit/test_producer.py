@@ -1,15 +1,15 @@
-"""DeliveringProducer against librdkafka's built-in mock cluster: fast, no JVM."""
+"""KafkaBatchSender against librdkafka's built-in mock cluster: fast, no JVM."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from herald.kafka_config import producer_config
 from herald.localkafka import free_ports
-from herald.producer import DeliveringProducer, DeliveryError, Record
+from herald.producer import KafkaBatchSender, Record, producer
 
 
 def record(key: bytes, value: bytes = b"v") -> Record:
@@ -17,48 +17,29 @@ def record(key: bytes, value: bytes = b"v") -> Record:
 
 
 @pytest.fixture
-def producer() -> Iterator[DeliveringProducer]:
+def sender() -> Iterator[KafkaBatchSender]:
     # `test.mock.num.brokers` makes librdkafka start an in-process mock cluster and point
     # the client at it; topics are created on first use.
     config = producer_config("unused:1", "test", **{"test.mock.num.brokers": 1})
-    producer = DeliveringProducer(config)
-    yield producer
-    producer.close(5)
+    sender = KafkaBatchSender(producer(config), wait_s=10)
+    yield sender
+    assert sender.close(5) == 0
 
 
-def test_send_returns_where_the_record_landed(producer: DeliveringProducer) -> None:
-    first = producer.send(record(b"user-1"), timeout_s=10)
-    second = producer.send(record(b"user-1"), timeout_s=10)
-    assert second.partition == first.partition
-    assert second.offset == first.offset + 1
+def test_every_record_of_a_batch_is_acknowledged(sender: KafkaBatchSender) -> None:
+    assert sender.send([record(b"k", b"%d" % n) for n in range(500)]) == [True] * 500
 
 
-def test_concurrent_senders_each_get_their_own_acknowledgement(
-    producer: DeliveringProducer,
-) -> None:
-    with ThreadPoolExecutor(8) as pool:
-        delivered = list(pool.map(lambda i: producer.send(record(b"k", b"%d" % i), 10), range(200)))
-    assert sorted(d.offset for d in delivered) == list(range(200))
-
-
-def test_unreachable_broker_is_a_delivery_error_not_a_hang() -> None:
+def test_an_unreachable_broker_fails_every_record_within_the_message_timeout() -> None:
     [closed_port] = free_ports(1)
-    producer = DeliveringProducer(
-        producer_config(f"127.0.0.1:{closed_port}", "test", **{"message.timeout.ms": 300})
+    sender = KafkaBatchSender(
+        producer(
+            producer_config(f"127.0.0.1:{closed_port}", "test", **{"message.timeout.ms": 300})
+        ),
+        wait_s=5,
     )
-    try:
-        with pytest.raises(DeliveryError):
-            producer.send(record(b"user-1"), timeout_s=10)
-    finally:
-        assert producer.close(1) == 0
-
-
-def test_waiting_past_the_timeout_is_a_delivery_error() -> None:
-    [closed_port] = free_ports(1)
-    producer = DeliveringProducer(producer_config(f"127.0.0.1:{closed_port}", "test"))
-    try:
-        with pytest.raises(DeliveryError, match="not acknowledged within"):
-            producer.send(record(b"user-1"), timeout_s=0.2)
-    finally:
-        # The record is still queued: close reports it instead of dropping it silently.
-        assert producer.close(0.1) == 1
+    began = time.monotonic()
+    assert sender.send([record(b"a"), record(b"b")]) == [False, False]
+    assert time.monotonic() - began < 5
+    # Nothing is left queued to be delivered behind the caller's back.
+    assert sender.close(0.1) == 0

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from auth_svc.settings import Settings as AuthSettings
 from users_svc.settings import Settings as UserSettings
 
@@ -7,6 +9,7 @@ from users_svc.settings import Settings as UserSettings
 def test_defaults_match_make_run() -> None:
     users, auth = UserSettings.from_env({}), AuthSettings.from_env({})
     assert (users.kafka_bootstrap_servers, users.grpc_port) == ("127.0.0.1:19092", 50051)
+    assert users.database_path == Path(".run/users-svc/users.sqlite3")
     assert (auth.grpc_port, auth.consumer_group) == (50052, "auth-svc")
     assert users.events_topic == auth.events_topic == "herald.users.v1.events"
 
@@ -15,14 +18,16 @@ def test_environment_overrides_defaults() -> None:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": "k:1",
         "USERS_GRPC_PORT": "6001",
+        "USERS_DATA_DIR": "/data/users",
+        "USERS_RELAY_BATCH_SIZE": "50",
         "AUTH_GRPC_PORT": "6002",
         "AUTH_CONSUMER_GROUP": "g",
-        "USERS_PUBLISH_TIMEOUT_S": "2.5",
     }
     users, auth = UserSettings.from_env(env), AuthSettings.from_env(env)
-    assert (users.kafka_bootstrap_servers, users.grpc_port, users.publish_timeout_s) == (
+    assert (users.kafka_bootstrap_servers, users.grpc_port, users.relay_batch_size) == (
         "k:1",
         6001,
-        2.5,
+        50,
     )
+    assert users.database_path == Path("/data/users/users.sqlite3")
     assert (auth.kafka_bootstrap_servers, auth.grpc_port, auth.consumer_group) == ("k:1", 6002, "g")

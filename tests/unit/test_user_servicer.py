@@ -1,22 +1,28 @@
-"""UserService through a real gRPC server on a free port, with a fake publisher behind it."""
+"""UserService through a real gRPC server on a free port, over a real SQLite store."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 
+from herald import sqlite
 from herald.cloudevents import header_values
 from herald.users.v1 import events_pb2, users_pb2, users_pb2_grpc
-from tests.fakes import FakeEventPublisher
 from tests.grpc_support import error_details, serving
-from users_svc.repository import InMemoryUserRepository
+from users_svc.events import EventRecords
+from users_svc.model import event_id
+from users_svc.service import Users
 from users_svc.servicer import UserServicer
+from users_svc.store import SqliteUserStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+REQUEST_ID = "123e4567-e89b-12d3-a456-426614174000"
 
 
 class Ids:
@@ -25,31 +31,21 @@ class Ids:
 
     def __call__(self) -> str:
         self.issued += 1
-        return f"id-{self.issued}"
+        return f"user-{self.issued}"
+
+
+class ExplodingUsers(Users):
+    def get(self, user_id: str) -> users_pb2.User:  # type: ignore[override]
+        raise RuntimeError("secret internal detail")
 
 
 @pytest.fixture
-def publisher() -> FakeEventPublisher:
-    return FakeEventPublisher()
+def store(tmp_path: Path) -> SqliteUserStore:
+    return SqliteUserStore(tmp_path / "users.sqlite3", busy_timeout_s=0.1)
 
 
-@pytest.fixture
-def users() -> InMemoryUserRepository:
-    return InMemoryUserRepository()
-
-
-@pytest.fixture
-def stub(
-    publisher: FakeEventPublisher, users: InMemoryUserRepository
-) -> Iterator[users_pb2_grpc.UserServiceStub]:
-    servicer = UserServicer(
-        users=users,
-        publisher=publisher,
-        events_topic="events",
-        event_source="/test",
-        clock=lambda: NOW,
-        new_id=Ids(),
-    )
+def start(users: Users) -> Iterator[users_pb2_grpc.UserServiceStub]:
+    servicer = UserServicer(users)
     with serving(
         lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),
         "herald.users.v1.UserService",
@@ -57,78 +53,223 @@ def stub(
         yield users_pb2_grpc.UserServiceStub(channel)
 
 
-def create(stub: users_pb2_grpc.UserServiceStub, name: str, email: str) -> users_pb2.User:
-    request = users_pb2.CreateUserRequest(name=name, email=email)
+@pytest.fixture
+def stub(store: SqliteUserStore) -> Iterator[users_pb2_grpc.UserServiceStub]:
+    users = Users(store, EventRecords("events", "/test"), clock=lambda: NOW, new_id=Ids())
+    yield from start(users)
+
+
+def create(
+    stub: users_pb2_grpc.UserServiceStub, name: str, email: str, request_id: str = ""
+) -> users_pb2.User:
+    request = users_pb2.CreateUserRequest(name=name, email=email, request_id=request_id)
     response: users_pb2.CreateUserResponse = stub.CreateUser(request, timeout=5)
     return response.user
 
 
-class TestCreateUser:
-    def test_returns_the_stored_user(self, stub: users_pb2_grpc.UserServiceStub) -> None:
-        user = create(stub, " Ada Lovelace ", "ada@example.com")
-        assert (user.id, user.name, user.email) == ("id-1", "Ada Lovelace", "ada@example.com")
-        assert user.create_time.ToDatetime(tzinfo=UTC) == NOW
+def update(
+    stub: users_pb2_grpc.UserServiceStub, user: users_pb2.User, *paths: str
+) -> users_pb2.User:
+    request = users_pb2.UpdateUserRequest(
+        user=user, update_mask=field_mask_pb2.FieldMask(paths=list(paths))
+    )
+    response: users_pb2.UpdateUserResponse = stub.UpdateUser(request, timeout=5)
+    return response.user
 
-    def test_publishes_user_created_keyed_by_user_id(
-        self, stub: users_pb2_grpc.UserServiceStub, publisher: FakeEventPublisher
+
+def failure(call: object) -> tuple[grpc.StatusCode, str, dict[str, object]]:
+    """Run a call expected to fail: (code, ErrorInfo reason, all details by type)."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()  # type: ignore[operator]
+    details = error_details(caught.value)
+    info = details["ErrorInfo"]
+    assert isinstance(info, error_details_pb2.ErrorInfo)
+    assert info.domain == "users.herald"
+    return caught.value.code(), info.reason, details
+
+
+class TestCreateUser:
+    def test_returns_the_stored_user(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
+    ) -> None:
+        user = create(stub, " Ada Lovelace ", "ada@example.com")
+        assert (user.id, user.name, user.email) == ("user-1", "Ada Lovelace", "ada@example.com")
+        assert user.create_time.ToDatetime(tzinfo=UTC) == NOW
+        assert user.update_time == user.create_time
+        assert store.get_user(user.id) is not None
+
+    def test_records_user_created_in_the_outbox_keyed_by_user_id(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
     ) -> None:
         user = create(stub, "Ada", "ada@example.com")
-        [record] = publisher.published
-        assert (record.topic, record.key) == ("events", user.id.encode())
-        event = events_pb2.UserCreated.FromString(record.value)
-        assert (event.event_id, event.user_id, event.name, event.email) == (
-            "id-2",
+        [row] = store.pending(10)
+        assert (row.record.topic, row.record.key) == ("events", user.id.encode())
+        event = events_pb2.UserCreated.FromString(row.record.value)
+        assert (event.event_id, event.user_id, event.name, event.email, event.version) == (
+            event_id(user.id, 1),
             user.id,
             "Ada",
             "ada@example.com",
+            1,
         )
         assert event.create_time == user.create_time
-        headers = header_values(record.headers)
+        headers = header_values(row.record.headers)
         assert headers["ce_id"] == event.event_id
         assert headers["ce_type"] == "herald.users.v1.UserCreated"
         assert headers["ce_source"] == "/test"
 
-    def test_invalid_input_is_invalid_argument_with_field_details(
-        self, stub: users_pb2_grpc.UserServiceStub, publisher: FakeEventPublisher
+    def test_invalid_input_names_every_field_and_records_nothing(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
     ) -> None:
-        with pytest.raises(grpc.RpcError) as caught:
-            create(stub, "", "not-an-email")
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        details = error_details(caught.value)
+        code, reason, details = failure(lambda: create(stub, "", "not-an-email", "nope"))
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_NAME")
         bad_request = details["BadRequest"]
         assert isinstance(bad_request, error_details_pb2.BadRequest)
-        assert {v.field for v in bad_request.field_violations} == {"name", "email"}
-        info = details["ErrorInfo"]
-        assert isinstance(info, error_details_pb2.ErrorInfo)
-        assert info.reason == "INVALID_USER"
-        assert publisher.published == []
+        assert [v.field for v in bad_request.field_violations] == ["name", "email", "request_id"]
+        assert store.pending(10) == []
 
-    def test_unpublished_event_is_unavailable_and_keeps_no_user(
-        self,
-        stub: users_pb2_grpc.UserServiceStub,
-        publisher: FakeEventPublisher,
-        users: InMemoryUserRepository,
+    def test_a_retry_with_the_same_request_id_returns_the_original_and_records_nothing_new(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
     ) -> None:
-        publisher.failure = "broker down"
+        first = create(stub, "Ada", "ada@example.com", REQUEST_ID)
+        renamed = users_pb2.User(id=first.id, name="Ada L.")
+        update(stub, renamed, "name")
+        again = create(stub, " Ada", "ada@example.com ", REQUEST_ID.upper())
+        assert again == first
+        assert len(store.pending(10)) == 2  # the creation and the rename, nothing more
+
+    def test_the_same_request_id_with_other_content_is_refused(
+        self, stub: users_pb2_grpc.UserServiceStub
+    ) -> None:
+        create(stub, "Ada", "ada@example.com", REQUEST_ID)
+        code, reason, _ = failure(lambda: create(stub, "Eve", "eve@example.com", REQUEST_ID))
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
+
+    def test_a_taken_email_is_already_exists_whatever_its_case(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
+    ) -> None:
+        create(stub, "Ada", "Ada@Example.com")
+        code, reason, _ = failure(lambda: create(stub, "Other", "ada@example.COM"))
+        assert (code, reason) == (grpc.StatusCode.ALREADY_EXISTS, "EMAIL_TAKEN")
+        assert len(store.pending(10)) == 1
+
+    def test_an_unusable_store_is_unavailable_with_retry_info(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
+    ) -> None:
+        other = sqlite.connect(store.path)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            code, reason, details = failure(lambda: create(stub, "Ada", "ada@example.com"))
+        finally:
+            other.execute("ROLLBACK")
+        assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE")
+        assert "RetryInfo" in details
+        assert store.pending(10) == []
+
+    def test_an_oversized_request_is_resource_exhausted(
+        self, stub: users_pb2_grpc.UserServiceStub
+    ) -> None:
         with pytest.raises(grpc.RpcError) as caught:
-            create(stub, "Ada", "ada@example.com")
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "RetryInfo" in error_details(caught.value)
-        assert users.get("id-1") is None
+            create(stub, "x" * (2 * 1024 * 1024), "ada@example.com")
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class TestGetUser:
     def test_returns_a_created_user(self, stub: users_pb2_grpc.UserServiceStub) -> None:
         user = create(stub, "Ada", "ada@example.com")
-        response = stub.GetUser(users_pb2.GetUserRequest(id=user.id), timeout=5)
-        assert response.user == user
+        assert stub.GetUser(users_pb2.GetUserRequest(id=user.id), timeout=5).user == user
 
     def test_unknown_id_is_not_found(self, stub: users_pb2_grpc.UserServiceStub) -> None:
-        with pytest.raises(grpc.RpcError) as caught:
-            stub.GetUser(users_pb2.GetUserRequest(id="nope"), timeout=5)
-        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        code, reason, _ = failure(lambda: stub.GetUser(users_pb2.GetUserRequest(id="x"), timeout=5))
+        assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
 
     def test_empty_id_is_invalid_argument(self, stub: users_pb2_grpc.UserServiceStub) -> None:
-        with pytest.raises(grpc.RpcError) as caught:
-            stub.GetUser(users_pb2.GetUserRequest(), timeout=5)
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        code, reason, _ = failure(lambda: stub.GetUser(users_pb2.GetUserRequest(), timeout=5))
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_USER_ID")
+
+    def test_an_unexpected_error_is_internal_without_its_details(
+        self, store: SqliteUserStore
+    ) -> None:
+        for stub in start(ExplodingUsers(store, EventRecords("events", "/test"))):
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.GetUser(users_pb2.GetUserRequest(id="x"), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.INTERNAL
+            assert "secret" not in (caught.value.details() or "")
+            assert "incident" in (caught.value.details() or "")
+
+
+class TestUpdateUser:
+    def test_changes_the_masked_field_and_records_user_updated(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
+    ) -> None:
+        user = create(stub, "Ada", "ada@example.com")
+        changed = update(
+            stub, users_pb2.User(id=user.id, name="Ada L.", email="ignored@x.io"), "name"
+        )
+        assert (changed.name, changed.email) == ("Ada L.", "ada@example.com")
+        assert stub.GetUser(users_pb2.GetUserRequest(id=user.id), timeout=5).user == changed
+        _, row = store.pending(10)
+        assert header_values(row.record.headers)["ce_type"] == "herald.users.v1.UserUpdated"
+        event = events_pb2.UserUpdated.FromString(row.record.value)
+        assert (event.event_id, event.name, event.email, event.version) == (
+            event_id(user.id, 2),
+            "Ada L.",
+            "ada@example.com",
+            2,
+        )
+        assert list(event.changed_fields) == ["name"]
+        assert event.create_time == user.create_time
+
+    def test_an_update_that_changes_nothing_records_nothing(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
+    ) -> None:
+        user = create(stub, "Ada", "ada@example.com")
+        assert update(stub, user, "name", "email") == user
+        assert len(store.pending(10)) == 1
+
+    @pytest.mark.parametrize(
+        ("user", "paths", "code", "reason"),
+        [
+            (
+                users_pb2.User(id="nobody", name="X"),
+                ["name"],
+                grpc.StatusCode.NOT_FOUND,
+                "USER_NOT_FOUND",
+            ),
+            (
+                users_pb2.User(name="X"),
+                ["name"],
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_USER_ID",
+            ),
+            (
+                users_pb2.User(id="user-1"),
+                ["id"],
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_UPDATE_MASK",
+            ),
+            (
+                users_pb2.User(id="user-1", email="bad"),
+                ["email"],
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_EMAIL",
+            ),
+            (
+                users_pb2.User(id="user-1", email="EVE@example.com"),
+                ["email"],
+                grpc.StatusCode.ALREADY_EXISTS,
+                "EMAIL_TAKEN",
+            ),
+        ],
+    )
+    def test_errors(
+        self,
+        stub: users_pb2_grpc.UserServiceStub,
+        user: users_pb2.User,
+        paths: list[str],
+        code: grpc.StatusCode,
+        reason: str,
+    ) -> None:
+        create(stub, "Ada", "ada@example.com")
+        create(stub, "Eve", "eve@example.com")
+        assert failure(lambda: update(stub, user, *paths))[:2] == (code, reason)

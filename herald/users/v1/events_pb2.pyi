@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -27,6 +29,12 @@ class UserCreated(_message.Message):
     full name, e.g. `herald.users.v1.UserCreated`), `ce_time` and
     `content-type: application/protobuf`. Consumers pick the message type by `ce_type`.
 
+    Each event carries the user's whole state after the change and its `version`
+    (1 at creation, one more per update). Kafka delivers a user's events in the order
+    they were committed; a consumer that keeps the highest version it applied and
+    ignores lower ones also ends with the latest state when a retry after a failure
+    delivers one twice or late.
+
     A user was created. Published once for each successful CreateUser.
     """
 
@@ -37,9 +45,11 @@ class UserCreated(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Unique id of this event (a UUID), equal to the `ce_id` header. Consumers
-    use it to recognise a redelivered event.
+    """Id of this event (a UUID), equal to the `ce_id` header. It is derived from
+    the user id and version, so every copy of the same change has the same id:
+    consumers use it to recognise a redelivered event.
     """
     user_id: _builtins.str
     """Id of the created user; also the record key."""
@@ -47,6 +57,8 @@ class UserCreated(_message.Message):
     """The user's display name."""
     email: _builtins.str
     """The user's email address."""
+    version: _builtins.int
+    """The user's version: always 1 for a creation."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the user was created."""
@@ -59,11 +71,70 @@ class UserCreated(_message.Message):
         name: _builtins.str = ...,
         email: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "event_id", b"event_id", "name", b"name", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "event_id", b"event_id", "name", b"name", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UserCreated: _TypeAlias = UserCreated  # noqa: Y015
+
+@_typing.final
+class UserUpdated(_message.Message):
+    """A user's name or email changed. Published once for each UpdateUser that
+    changed something.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of this event (a UUID derived from user id and version), equal to `ce_id`."""
+    user_id: _builtins.str
+    """Id of the changed user; also the record key."""
+    name: _builtins.str
+    """The user's display name after the change."""
+    email: _builtins.str
+    """The user's email address after the change."""
+    version: _builtins.int
+    """The user's version after this change: 2 for the first update, and so on."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the user was created (unchanged by updates)."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When this change was made."""
+
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The fields this change touched, as UpdateUser field mask paths (`name`, `email`)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        email: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "create_time", b"create_time", "email", b"email", "event_id", b"event_id", "name", b"name", "update_time", b"update_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserUpdated: _TypeAlias = UserUpdated  # noqa: Y015

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 import builtins as _builtins
@@ -27,17 +28,27 @@ class User(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned identifier, a UUID in canonical text form. Also the Kafka
     record key of the user's events, so a user's events keep their order.
     """
     name: _builtins.str
-    """Display name: 1 to 200 characters after trimming surrounding whitespace."""
+    """Display name: 1 to 200 characters after trimming surrounding whitespace and
+    Unicode NFC normalisation; any script, no control characters or line breaks.
+    """
     email: _builtins.str
-    """Email address (`local@domain`), at most 254 characters, as given after trimming."""
+    """Email address `local@domain`: at most 254 characters (local part at most 64),
+    a dotted domain; stored as given after trimming and NFC normalisation. Unique
+    among users, compared case-insensitively as a whole address.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When the user was created (server clock, UTC)."""
+        """Output only. When the user was created (server clock, UTC)."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the user last changed; equal to create_time until then."""
 
     def __init__(
         self,
@@ -46,10 +57,11 @@ class User(_message.Message):
         name: _builtins.str = ...,
         email: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -69,8 +81,11 @@ class CreateUserRequest(_message.Message):
     email: _builtins.str
     """Required. The user's email address."""
     request_id: _builtins.str
-    """Optional idempotency key, a UUID chosen by the client and sent unchanged on
-    every retry of the same call.
+    """Optional idempotency key: a UUID (e.g. `123e4567-e89b-12d3-a456-426614174000`)
+    chosen by the client and sent unchanged on every retry of the same call. The
+    same key with the same name and email returns the original response; with
+    anything else it is INVALID_ARGUMENT (REQUEST_ID_REUSED). Keys are remembered
+    for as long as the user exists.
     """
     def __init__(
         self,
@@ -156,3 +171,61 @@ class GetUserResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetUserResponse: _TypeAlias = GetUserResponse  # noqa: Y015
+
+@_typing.final
+class UpdateUserRequest(_message.Message):
+    """Input of UserService.UpdateUser."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___User:
+        """Required. The user to change, identified by `user.id`, with the new values of
+        the fields named in update_mask.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: `name`, `email`, or `*` for both. When empty, every
+        updatable field set (non-empty) in `user` is changed.
+        """
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_mask", b"update_mask", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["update_mask", b"update_mask", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateUserRequest: _TypeAlias = UpdateUserRequest  # noqa: Y015
+
+@_typing.final
+class UpdateUserResponse(_message.Message):
+    """Output of UserService.UpdateUser."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___User:
+        """The user after the change."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateUserResponse: _TypeAlias = UpdateUserResponse  # noqa: Y015

@@ -26,8 +26,14 @@ if _version_not_supported:
 
 
 class UserServiceStub:
-    """UserService owns Herald's users. Every user it creates is announced on the
-    Kafka topic `herald.users.v1.events` as a `herald.users.v1.UserCreated` event.
+    """UserService owns Herald's users. Every change it accepts is announced on the
+    Kafka topic `herald.users.v1.events` (see events.proto): the change and its event
+    are stored in one transaction, and the event is published from there, so an OK
+    answer means the event will reach Kafka even if Kafka is down at that moment.
+
+    Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
+    is stable and machine-readable; validation errors also carry a
+    google.rpc.BadRequest naming each bad field.
     """
 
     def __init__(self, channel):
@@ -46,27 +52,54 @@ class UserServiceStub:
                 request_serializer=herald_dot_users_dot_v1_dot_users__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=herald_dot_users_dot_v1_dot_users__pb2.GetUserResponse.FromString,
                 _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/herald.users.v1.UserService/UpdateUser',
+                request_serializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
-    """UserService owns Herald's users. Every user it creates is announced on the
-    Kafka topic `herald.users.v1.events` as a `herald.users.v1.UserCreated` event.
+    """UserService owns Herald's users. Every change it accepts is announced on the
+    Kafka topic `herald.users.v1.events` (see events.proto): the change and its event
+    are stored in one transaction, and the event is published from there, so an OK
+    answer means the event will reach Kafka even if Kafka is down at that moment.
+
+    Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
+    is stable and machine-readable; validation errors also carry a
+    google.rpc.BadRequest naming each bad field.
     """
 
     def CreateUser(self, request, context):
-        """Creates a user and publishes its UserCreated event.
+        """Creates a user and records its UserCreated event.
 
-        Errors: INVALID_ARGUMENT (with google.rpc.BadRequest details naming each bad
-        field) when name or email is missing or malformed; UNAVAILABLE when the event
-        could not be published, in which case the call may be retried.
+        Retry safely by sending the same `request_id` on every attempt: a repeat
+        returns the original response and records nothing new.
+
+        Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
+        INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
+        UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
+        the request is over 1 MiB or the server is at its concurrency limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetUser(self, request, context):
-        """Returns one user by id. Errors: INVALID_ARGUMENT when id is empty,
-        NOT_FOUND when no such user exists.
+        """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
+        empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """Changes a user's name and/or email (AIP-134) and records a UserUpdated event.
+        An update that changes nothing records no event.
+
+        Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_UPDATE_MASK, INVALID_NAME,
+        INVALID_EMAIL); NOT_FOUND (USER_NOT_FOUND); ALREADY_EXISTS (EMAIL_TAKEN);
+        UNAVAILABLE (STORE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,6 +118,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     request_deserializer=herald_dot_users_dot_v1_dot_users__pb2.GetUserRequest.FromString,
                     response_serializer=herald_dot_users_dot_v1_dot_users__pb2.GetUserResponse.SerializeToString,
             ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserRequest.FromString,
+                    response_serializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'herald.users.v1.UserService', rpc_method_handlers)
@@ -94,8 +132,14 @@ def add_UserServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class UserService:
-    """UserService owns Herald's users. Every user it creates is announced on the
-    Kafka topic `herald.users.v1.events` as a `herald.users.v1.UserCreated` event.
+    """UserService owns Herald's users. Every change it accepts is announced on the
+    Kafka topic `herald.users.v1.events` (see events.proto): the change and its event
+    are stored in one transaction, and the event is published from there, so an OK
+    answer means the event will reach Kafka even if Kafka is down at that moment.
+
+    Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
+    is stable and machine-readable; validation errors also carry a
+    google.rpc.BadRequest naming each bad field.
     """
 
     @staticmethod
@@ -142,6 +186,33 @@ class UserService:
             '/herald.users.v1.UserService/GetUser',
             herald_dot_users_dot_v1_dot_users__pb2.GetUserRequest.SerializeToString,
             herald_dot_users_dot_v1_dot_users__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.users.v1.UserService/UpdateUser',
+            herald_dot_users_dot_v1_dot_users__pb2.UpdateUserRequest.SerializeToString,
+            herald_dot_users_dot_v1_dot_users__pb2.UpdateUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,8 +27,14 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class UserServiceStub:
-    """UserService owns Herald's users. Every user it creates is announced on the
-    Kafka topic `herald.users.v1.events` as a `herald.users.v1.UserCreated` event.
+    """UserService owns Herald's users. Every change it accepts is announced on the
+    Kafka topic `herald.users.v1.events` (see events.proto): the change and its event
+    are stored in one transaction, and the event is published from there, so an OK
+    answer means the event will reach Kafka even if Kafka is down at that moment.
+
+    Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
+    is stable and machine-readable; validation errors also carry a
+    google.rpc.BadRequest naming each bad field.
     """
 
     @_typing.overload
@@ -36,39 +42,75 @@ class UserServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> UserServiceAsyncStub: ...
     CreateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.CreateUserRequest, _users_pb2.CreateUserResponse]
-    """Creates a user and publishes its UserCreated event.
+    """Creates a user and records its UserCreated event.
 
-    Errors: INVALID_ARGUMENT (with google.rpc.BadRequest details naming each bad
-    field) when name or email is missing or malformed; UNAVAILABLE when the event
-    could not be published, in which case the call may be retried.
+    Retry safely by sending the same `request_id` on every attempt: a repeat
+    returns the original response and records nothing new.
+
+    Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
+    INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
+    UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
+    the request is over 1 MiB or the server is at its concurrency limit.
     """
     GetUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.GetUserRequest, _users_pb2.GetUserResponse]
-    """Returns one user by id. Errors: INVALID_ARGUMENT when id is empty,
-    NOT_FOUND when no such user exists.
+    """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
+    empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+    """
+    UpdateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.UpdateUserRequest, _users_pb2.UpdateUserResponse]
+    """Changes a user's name and/or email (AIP-134) and records a UserUpdated event.
+    An update that changes nothing records no event.
+
+    Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_UPDATE_MASK, INVALID_NAME,
+    INVALID_EMAIL); NOT_FOUND (USER_NOT_FOUND); ALREADY_EXISTS (EMAIL_TAKEN);
+    UNAVAILABLE (STORE_UNAVAILABLE).
     """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
-    """UserService owns Herald's users. Every user it creates is announced on the
-    Kafka topic `herald.users.v1.events` as a `herald.users.v1.UserCreated` event.
+    """UserService owns Herald's users. Every change it accepts is announced on the
+    Kafka topic `herald.users.v1.events` (see events.proto): the change and its event
+    are stored in one transaction, and the event is published from there, so an OK
+    answer means the event will reach Kafka even if Kafka is down at that moment.
+
+    Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
+    is stable and machine-readable; validation errors also carry a
+    google.rpc.BadRequest naming each bad field.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.CreateUserRequest, _users_pb2.CreateUserResponse]  # type: ignore[assignment]
-    """Creates a user and publishes its UserCreated event.
+    """Creates a user and records its UserCreated event.
 
-    Errors: INVALID_ARGUMENT (with google.rpc.BadRequest details naming each bad
-    field) when name or email is missing or malformed; UNAVAILABLE when the event
-    could not be published, in which case the call may be retried.
+    Retry safely by sending the same `request_id` on every attempt: a repeat
+    returns the original response and records nothing new.
+
+    Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
+    INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
+    UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
+    the request is over 1 MiB or the server is at its concurrency limit.
     """
     GetUser: _aio.UnaryUnaryMultiCallable[_users_pb2.GetUserRequest, _users_pb2.GetUserResponse]  # type: ignore[assignment]
-    """Returns one user by id. Errors: INVALID_ARGUMENT when id is empty,
-    NOT_FOUND when no such user exists.
+    """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
+    empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+    """
+    UpdateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.UpdateUserRequest, _users_pb2.UpdateUserResponse]  # type: ignore[assignment]
+    """Changes a user's name and/or email (AIP-134) and records a UserUpdated event.
+    An update that changes nothing records no event.
+
+    Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_UPDATE_MASK, INVALID_NAME,
+    INVALID_EMAIL); NOT_FOUND (USER_NOT_FOUND); ALREADY_EXISTS (EMAIL_TAKEN);
+    UNAVAILABLE (STORE_UNAVAILABLE).
     """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
-    """UserService owns Herald's users. Every user it creates is announced on the
-    Kafka topic `herald.users.v1.events` as a `herald.users.v1.UserCreated` event.
+    """UserService owns Herald's users. Every change it accepts is announced on the
+    Kafka topic `herald.users.v1.events` (see events.proto): the change and its event
+    are stored in one transaction, and the event is published from there, so an OK
+    answer means the event will reach Kafka even if Kafka is down at that moment.
+
+    Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
+    is stable and machine-readable; validation errors also carry a
+    google.rpc.BadRequest naming each bad field.
     """
 
     @_abc_1.abstractmethod
@@ -77,11 +119,15 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _users_pb2.CreateUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_users_pb2.CreateUserResponse, _abc.Awaitable[_users_pb2.CreateUserResponse]]:
-        """Creates a user and publishes its UserCreated event.
+        """Creates a user and records its UserCreated event.
 
-        Errors: INVALID_ARGUMENT (with google.rpc.BadRequest details naming each bad
-        field) when name or email is missing or malformed; UNAVAILABLE when the event
-        could not be published, in which case the call may be retried.
+        Retry safely by sending the same `request_id` on every attempt: a repeat
+        returns the original response and records nothing new.
+
+        Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
+        INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
+        UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
+        the request is over 1 MiB or the server is at its concurrency limit.
         """
 
     @_abc_1.abstractmethod
@@ -90,8 +136,22 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _users_pb2.GetUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_users_pb2.GetUserResponse, _abc.Awaitable[_users_pb2.GetUserResponse]]:
-        """Returns one user by id. Errors: INVALID_ARGUMENT when id is empty,
-        NOT_FOUND when no such user exists.
+        """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
+        empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateUser(
+        self,
+        request: _users_pb2.UpdateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.UpdateUserResponse, _abc.Awaitable[_users_pb2.UpdateUserResponse]]:
+        """Changes a user's name and/or email (AIP-134) and records a UserUpdated event.
+        An update that changes nothing records no event.
+
+        Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_UPDATE_MASK, INVALID_NAME,
+        INVALID_EMAIL); NOT_FOUND (USER_NOT_FOUND); ALREADY_EXISTS (EMAIL_TAKEN);
+        UNAVAILABLE (STORE_UNAVAILABLE).
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,102 @@
+"""The outbox relay over a real SQLite outbox, with a sender that fails on command."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from herald.producer import Record
+from tests.support import eventually
+from users_svc.relay import OutboxRelay
+from users_svc.store import SqliteUserStore
+
+
+class FlakySender:
+    """Acknowledges records until told to refuse them, and remembers what it acknowledged."""
+
+    def __init__(self) -> None:
+        self.acknowledged: list[bytes] = []
+        self.refuse_from: int | None = None  # index within a batch from which records fail
+        self.batches: list[int] = []
+
+    def send(self, records: Sequence[Record]) -> list[bool]:
+        self.batches.append(len(records))
+        results = []
+        for index, record in enumerate(records):
+            ok = self.refuse_from is None or index < self.refuse_from
+            if ok:
+                self.acknowledged.append(record.value)
+            results.append(ok)
+        return results
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteUserStore:
+    return SqliteUserStore(tmp_path / "users.sqlite3")
+
+
+def append(store: SqliteUserStore, *values: bytes) -> None:
+    for value in values:
+        with store.transaction() as unit:
+            unit.append_event(Record("events", b"k", value, [("ce_id", value)]))
+
+
+def test_publishes_in_commit_order_and_marks_only_what_was_acknowledged(
+    store: SqliteUserStore,
+) -> None:
+    append(store, b"1", b"2", b"3", b"4")
+    sender = FlakySender()
+    sender.refuse_from = 2
+    relay = OutboxRelay(store, sender, batch_size=10)
+    assert relay.publish_once() == (False, 2)
+    assert [row.record.value for row in store.pending(10)] == [b"3", b"4"]
+    sender.refuse_from = None
+    assert relay.publish_once() == (True, 2)
+    assert sender.acknowledged == [b"1", b"2", b"3", b"4"]
+    assert store.pending_count() == 0
+
+
+def test_batches_are_bounded(store: SqliteUserStore) -> None:
+    append(store, *(b"%d" % n for n in range(7)))
+    sender = FlakySender()
+    relay = OutboxRelay(store, sender, batch_size=3)
+    while relay.publish_once()[1]:
+        pass
+    assert sender.batches == [3, 3, 1]
+
+
+def test_a_commit_wakes_the_running_relay_and_stopping_drains(store: SqliteUserStore) -> None:
+    sender = FlakySender()
+    relay = OutboxRelay(store, sender)
+    stopping = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stopping,))
+    thread.start()
+    try:
+        append(store, b"a")
+        relay.wake()
+        eventually(lambda: sender.acknowledged == [b"a"] or None, timeout_s=5)
+    finally:
+        stopping.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_failures_back_off_and_retry_until_delivered(store: SqliteUserStore) -> None:
+    append(store, b"x")
+    sender = FlakySender()
+    sender.refuse_from = 0
+    relay = OutboxRelay(store, sender, backoff_initial_s=0.01, backoff_max_s=0.05)
+    stopping = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stopping,))
+    thread.start()
+    try:
+        eventually(lambda: len(sender.batches) >= 3 or None, timeout_s=5)
+        sender.refuse_from = None
+        eventually(lambda: store.pending_count() == 0 or None, timeout_s=5)
+    finally:
+        stopping.set()
+        thread.join(10)
+    assert sender.acknowledged == [b"x"]

@@ -1,0 +1,139 @@
+"""The SQLite store: migrations, transactions, uniqueness, and the outbox's order."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from herald import sqlite
+from herald.producer import Record
+from users_svc.model import EmailTakenError, User
+from users_svc.store import MIGRATIONS, CreateRequest, SqliteUserStore, StoreUnavailableError
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def user(user_id: str = "u1", email: str = "ada@example.com", version: int = 1) -> User:
+    return User(user_id, "Ada", email, T0, T0 + timedelta(seconds=version - 1), version)
+
+
+def record(n: int, key: bytes = b"u1") -> Record:
+    return Record("events", key, b"value-%d" % n, [("ce_id", f"e{n}".encode()), ("ce_type", b"t")])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteUserStore:
+    return SqliteUserStore(tmp_path / "users.sqlite3")
+
+
+class TestMigrations:
+    def test_a_new_database_reaches_the_latest_version(self, store: SqliteUserStore) -> None:
+        connection = sqlite.connect(store.path)
+        assert sqlite.schema_version(connection) == len(MIGRATIONS)
+
+    def test_running_them_again_changes_nothing(self, store: SqliteUserStore) -> None:
+        with store.transaction() as unit:
+            unit.add_user(user(), None)
+        again = SqliteUserStore(store.path)
+        assert again.get_user("u1") == user()
+
+    def test_a_broken_migration_leaves_the_database_as_it_was(self, tmp_path: Path) -> None:
+        connection = sqlite.connect(tmp_path / "db.sqlite3")
+        with pytest.raises(sqlite3.OperationalError):
+            sqlite.migrate(connection, ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (;"])
+        assert sqlite.schema_version(connection) == 1
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        assert "a" in tables
+        assert "b" not in tables
+
+    def test_wal_mode_and_full_sync(self, store: SqliteUserStore) -> None:
+        connection = sqlite.connect(store.path)
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+class TestUsers:
+    def test_round_trips_a_user_to_the_microsecond(self, store: SqliteUserStore) -> None:
+        with store.transaction() as unit:
+            unit.add_user(user(), CreateRequest("r1", "f1", "u1"))
+        assert store.get_user("u1") == user()
+        with store.transaction() as unit:
+            assert unit.find_request("r1") == CreateRequest("r1", "f1", "u1")
+            assert unit.find_request("r2") is None
+
+    def test_emails_are_unique_whatever_their_case(self, store: SqliteUserStore) -> None:
+        with store.transaction() as unit:
+            unit.add_user(user("u1", "Ada@Example.com"), None)
+        with pytest.raises(EmailTakenError), store.transaction() as unit:
+            unit.add_user(user("u2", "ada@example.COM"), None)
+        assert store.get_user("u2") is None
+
+    def test_changing_to_a_taken_email_is_refused(self, store: SqliteUserStore) -> None:
+        with store.transaction() as unit:
+            unit.add_user(user("u1", "a@example.com"), None)
+            unit.add_user(user("u2", "b@example.com"), None)
+        with pytest.raises(EmailTakenError), store.transaction() as unit:
+            unit.save_user(user("u2", "A@example.com", version=2))
+        assert store.get_user("u2") == user("u2", "b@example.com")
+
+    def test_a_failed_transaction_leaves_no_user_and_no_event(self, store: SqliteUserStore) -> None:
+        def crash_before_commit() -> None:
+            with store.transaction() as unit:
+                unit.add_user(user(), None)
+                unit.append_event(record(1))
+                raise RuntimeError("crash before commit")
+
+        with pytest.raises(RuntimeError):
+            crash_before_commit()
+        assert store.get_user("u1") is None
+        assert store.pending(10) == []
+
+
+class TestOutbox:
+    def test_pending_rows_come_in_commit_order_with_their_headers(
+        self, store: SqliteUserStore
+    ) -> None:
+        for n in range(5):
+            with store.transaction() as unit:
+                unit.append_event(record(n, key=b"u%d" % (n % 2)))
+        rows = store.pending(10)
+        assert [row.record.value for row in rows] == [b"value-%d" % n for n in range(5)]
+        assert rows[0].record == Record(
+            "events", b"u0", b"value-0", [("ce_id", b"e0"), ("ce_type", b"t")]
+        )
+        assert store.pending(2) == rows[:2]
+
+    def test_marked_rows_stop_being_pending_and_are_pruned_later(
+        self, store: SqliteUserStore
+    ) -> None:
+        for n in range(3):
+            with store.transaction() as unit:
+                unit.append_event(record(n))
+        rows = store.pending(10)
+        store.mark_published([rows[0].seq, rows[1].seq], at=T0)
+        assert store.pending(10) == rows[2:]
+        assert store.pending_count() == 1
+        assert store.prune(published_before=T0) == 0
+        assert store.prune(published_before=T0 + timedelta(seconds=1)) == 2
+        assert store.pending(10) == rows[2:]
+
+    def test_ping_passes_on_a_usable_store(self, store: SqliteUserStore) -> None:
+        store.ping()
+
+
+def test_a_locked_database_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    store = SqliteUserStore(tmp_path / "users.sqlite3", busy_timeout_s=0.1)
+    other = sqlite.connect(store.path)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailableError):
+            store.ping()
+        with pytest.raises(StoreUnavailableError), store.transaction() as unit:
+            unit.add_user(user(), None)
+    finally:
+        other.execute("ROLLBACK")
+    store.ping()
+    assert store.get_user("u1") is None

@@ -1,0 +1,109 @@
+"""The outbox relay: publishes committed events to Kafka in commit order, then marks them.
+
+A row is marked published only after the broker acknowledged it. A crash between the two
+publishes it again on restart; every copy has the same event id, so consumers drop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from herald.producer import Record
+from users_svc.store import Outbox, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+class BatchSender(Protocol):
+    def send(self, records: Sequence[Record]) -> list[bool]:
+        """Send records in order; True for each one the broker acknowledged."""
+        ...
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        outbox: Outbox,
+        sender: BatchSender,
+        *,
+        batch_size: int = 500,
+        retention: timedelta = timedelta(days=7),
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._outbox = outbox
+        self._sender = sender
+        self._batch_size = batch_size
+        self._retention = retention
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._clock = clock
+        self._wake = threading.Event()
+        self._next_prune = 0.0
+        self.published = 0
+
+    def wake(self) -> None:
+        """Tell the relay new rows are committed; cheap, and safe from any thread."""
+        self._wake.set()
+
+    def run(self, stopping: threading.Event, drain_s: float = 5.0) -> None:
+        """Publish until `stopping` is set, then spend up to `drain_s` on what is left."""
+        backoff = self._backoff_initial_s
+        while not stopping.is_set():
+            # Cleared before looking, so a commit that lands while we publish wakes us again.
+            self._wake.clear()
+            try:
+                complete, sent = self.publish_once()
+            except StoreUnavailableError:
+                complete, sent = False, 0
+            if not complete:
+                logger.warning("outbox relay: delivery incomplete; retrying in %.1f s", backoff)
+                stopping.wait(backoff)
+                backoff = min(backoff * 2, self._backoff_max_s)
+                continue
+            backoff = self._backoff_initial_s
+            if sent == 0:
+                self._prune_when_due()
+                # New rows set the event; the timeout only bounds how long a row committed
+                # by another process (or before a restart) can wait.
+                self._wake.wait(1.0)
+        self._drain(time.monotonic() + drain_s)
+
+    def publish_once(self) -> tuple[bool, int]:
+        """Publish one batch of pending rows: (every row acknowledged?, rows published)."""
+        rows = self._outbox.pending(self._batch_size)
+        if not rows:
+            return True, 0
+        acknowledged = self._sender.send([row.record for row in rows])
+        published = [row.seq for row, ok in zip(rows, acknowledged, strict=True) if ok]
+        if published:
+            self._outbox.mark_published(published, self._clock())
+            self.published += len(published)
+        return len(published) == len(rows), len(published)
+
+    def _drain(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                complete, sent = self.publish_once()
+            except StoreUnavailableError:
+                return
+            if not complete or sent == 0:
+                return
+        logger.info("outbox relay stopped; %d rows still pending", self._outbox.pending_count())
+
+    def _prune_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 60
+        try:
+            pruned = self._outbox.prune(self._clock() - self._retention)
+        except StoreUnavailableError:
+            return
+        if pruned:
+            logger.info("pruned %d published outbox rows", pruned)

@@ -1,0 +1,106 @@
+"""The users application: create, change and read users, each change with its event.
+
+It owns the rules that span several rows (idempotent retries, one event per change) and
+leaves storage to a UserStore and encoding to EventRecords.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from users_svc.events import EventRecords
+from users_svc.model import (
+    NewUser,
+    RequestIdReusedError,
+    User,
+    UserChange,
+    UserNotFoundError,
+)
+from users_svc.store import CreateRequest, UserStore
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Users:
+    def __init__(
+        self,
+        store: UserStore,
+        events: EventRecords,
+        *,
+        on_event: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = _now,
+        new_id: Callable[[], str] = _new_id,
+    ) -> None:
+        self._store = store
+        self._events = events
+        # Called after a commit that added an event, so the relay publishes it at once.
+        self._on_event = on_event
+        self._clock = clock
+        self._new_id = new_id
+
+    def create(self, new: NewUser) -> tuple[User, bool]:
+        """The created user and True; or, for a retry of an earlier request, its user and False.
+
+        Raises EmailTakenError, RequestIdReusedError, StoreUnavailableError.
+        """
+        with self._store.transaction() as unit:
+            if new.request_id is not None:
+                earlier = unit.find_request(new.request_id)
+                if earlier is not None:
+                    if earlier.fingerprint != new.fingerprint:
+                        raise RequestIdReusedError(
+                            "request_id was already used for a different request"
+                        )
+                    original = unit.get_user(earlier.user_id)
+                    if original is None:  # pragma: no cover - the foreign key forbids it
+                        raise UserNotFoundError(earlier.user_id)
+                    return _as_created(original, new), False
+            now = self._clock()
+            user = User(self._new_id(), new.name, new.email, now, now, version=1)
+            request = (
+                None
+                if new.request_id is None
+                else CreateRequest(new.request_id, new.fingerprint, user.id)
+            )
+            unit.add_user(user, request)
+            unit.append_event(self._events.user_created(user))
+        self._on_event()
+        return user, True
+
+    def update(self, change: UserChange) -> User:
+        """The user after the change. Raises UserNotFoundError, EmailTakenError, and
+        StoreUnavailableError."""
+        with self._store.transaction() as unit:
+            user = unit.get_user(change.user_id)
+            if user is None:
+                raise UserNotFoundError(change.user_id)
+            updated, changed = change.apply(user, self._clock())
+            if not changed:
+                return user
+            unit.save_user(updated)
+            unit.append_event(self._events.user_updated(updated, changed))
+        self._on_event()
+        return updated
+
+    def get(self, user_id: str) -> User:
+        user = self._store.get_user(user_id)
+        if user is None:
+            raise UserNotFoundError(user_id)
+        return user
+
+
+def _as_created(user: User, request: NewUser) -> User:
+    """The user as the original CreateUser returned it, even if it has changed since.
+
+    A matching fingerprint means the request's name and email are the ones it was created
+    with, so version 1 of the user can be rebuilt without storing the whole response.
+    """
+    return User(user.id, request.name, request.email, user.create_time, user.create_time, version=1)

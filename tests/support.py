@@ -56,6 +56,12 @@ def read_topic(
         consumer.close()
 
 
+def read_all(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
+    """Every record now in `topic`: from the start of each partition to its high watermark."""
+    ends = end_offsets(bootstrap_servers, topic)
+    return read_topic(bootstrap_servers, topic, count=sum(ends.values()), timeout_s=timeout_s)
+
+
 def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
     """Partition → high watermark: how many records each partition has ever received."""
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique("watermarks")})

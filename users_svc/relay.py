@@ -34,7 +34,9 @@ class OutboxRelay:
         batch_size: int = 500,
         retention: timedelta = timedelta(days=7),
         backoff_initial_s: float = 0.2,
-        backoff_max_s: float = 30.0,
+        # While Kafka is down each attempt already waits out the send timeout, so the pause
+        # between attempts stays short: it bounds how late the relay notices Kafka is back.
+        backoff_max_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._outbox = outbox

@@ -33,45 +33,33 @@ def handle_user_created(payload: bytes, store: AccountStore, now: Clock = _now) 
     InvalidEventError for one without an event id or user id.
     """
     event = events_pb2.UserCreated.FromString(payload)
-    _require_ids(event.event_id, event.user_id)
-    return _apply(
-        store,
-        Account(
-            user_id=event.user_id,
-            name=event.name,
-            email=event.email,
-            create_time=event.create_time.ToDatetime(tzinfo=UTC),
-            # Events from before versions existed count as the first version.
-            version=event.version or 1,
-            last_event_id=event.event_id,
-            update_time=now(),
-        ),
-    )
+    # Events from before versions existed count as the first version.
+    return _apply(store, _account(event, event.version or 1, now))
 
 
 def handle_user_updated(payload: bytes, store: AccountStore, now: Clock = _now) -> bool:
     """Bring the account to the event's state if it is newer; True if this call changed it."""
     event = events_pb2.UserUpdated.FromString(payload)
-    _require_ids(event.event_id, event.user_id)
     if event.version < 2:
         raise InvalidEventError(f"UserUpdated with version {event.version}; updates start at 2")
-    return _apply(
-        store,
-        Account(
-            user_id=event.user_id,
-            name=event.name,
-            email=event.email,
-            create_time=event.create_time.ToDatetime(tzinfo=UTC),
-            version=event.version,
-            last_event_id=event.event_id,
-            update_time=now(),
-        ),
-    )
+    return _apply(store, _account(event, event.version, now))
 
 
-def _require_ids(event_id: str, user_id: str) -> None:
-    if not event_id or not user_id:
+def _account(
+    event: events_pb2.UserCreated | events_pb2.UserUpdated, version: int, now: Clock
+) -> Account:
+    """The account as the event describes it: every event carries the user's whole state."""
+    if not event.event_id or not event.user_id:
         raise InvalidEventError("event without event_id or user_id")
+    return Account(
+        user_id=event.user_id,
+        name=event.name,
+        email=event.email,
+        create_time=event.create_time.ToDatetime(tzinfo=UTC),
+        version=version,
+        last_event_id=event.event_id,
+        update_time=now(),
+    )
 
 
 def _apply(store: AccountStore, account: Account) -> bool:

@@ -90,6 +90,7 @@ def main() -> int:
     # Calls first (they add rows), then the relay drains what it can, then the producer.
     server.stop(settings.shutdown_grace_s)
     relay_stopping.set()
+    relay.wake()
     relay_thread.join()
     sender.close()
     store.close()

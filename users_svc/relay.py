@@ -90,14 +90,16 @@ class OutboxRelay:
         return len(published) == len(rows), len(published)
 
     def _drain(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            try:
+        try:
+            while time.monotonic() < deadline:
                 complete, sent = self.publish_once()
-            except StoreUnavailableError:
-                return
-            if not complete or sent == 0:
-                return
-        logger.info("outbox relay stopped; %d rows still pending", self._outbox.pending_count())
+                if not complete or sent == 0:
+                    break
+            left = self._outbox.pending_count()
+        except StoreUnavailableError:
+            return
+        # What is left stays in the outbox; the next start publishes it.
+        logger.info("outbox relay stopped; %d rows pending", left)
 
     def _prune_when_due(self) -> None:
         if time.monotonic() < self._next_prune:

@@ -134,10 +134,12 @@ class SqliteUserStore:
             self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield _SqliteUnitOfWork(self._writer)
+                self._writer.execute("COMMIT")
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                # Also after a failed COMMIT (a full disk, say), which can leave it open.
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
                 raise
-            self._writer.execute("COMMIT")
 
     def get_user(self, user_id: str) -> User | None:
         with _translated_errors():
@@ -161,17 +163,11 @@ class SqliteUserStore:
             ]
 
     def mark_published(self, seqs: Sequence[int], at: datetime) -> None:
-        with self._write_lock, _translated_errors():
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                self._writer.executemany(
-                    "UPDATE outbox SET published_at_us = ? WHERE seq = ?",
-                    [(_micros(at), seq) for seq in seqs],
-                )
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+        with self.transaction():
+            self._writer.executemany(
+                "UPDATE outbox SET published_at_us = ? WHERE seq = ?",
+                [(_micros(at), seq) for seq in seqs],
+            )
 
     def prune(self, published_before: datetime) -> int:
         with self._write_lock, _translated_errors():

@@ -1,7 +1,7 @@
 """The auth service's composition root: `python -m auth_svc`.
 
-One process, two jobs: a Kafka consumer thread applies events, and a gRPC server serves
-what they built. Either stopping stops both.
+One process, two jobs: a Kafka consumer thread applies events to SQLite, and a gRPC server
+serves what they built. Either stopping stops both.
 """
 
 from __future__ import annotations
@@ -14,25 +14,59 @@ import grpc
 from confluent_kafka import Consumer
 from grpc_health.v1 import health_pb2
 
-from auth_svc.accounts import InMemoryAccountStore
-from auth_svc.consumer import EventConsumer
+from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.handlers import HANDLERS
 from auth_svc.servicer import AuthServicer
 from auth_svc.settings import Settings
+from auth_svc.store import SqliteAccountStore
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.grpc_server import create_server
-from herald.kafka_config import consumer_config
+from herald.kafka_config import consumer_config, producer_config
 from herald.lifecycle import configure_logging, shutdown_event
+from herald.producer import KafkaBatchSender, producer
 
 logger = logging.getLogger("auth_svc")
+
+# A dead letter must be safely stored before the record's offset moves past it.
+DLQ_SEND_TIMEOUT_S = 10
 
 
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     stopping = shutdown_event()
-    store = InMemoryAccountStore()
-    servicer = AuthServicer(store)
+    store = SqliteAccountStore(settings.database_path)
+    dead_letters = KafkaBatchSender(
+        producer(
+            producer_config(
+                settings.kafka_bootstrap_servers,
+                client_id="auth-svc-dlq",
+                **{"message.timeout.ms": DLQ_SEND_TIMEOUT_S * 1000},
+            )
+        ),
+        wait_s=DLQ_SEND_TIMEOUT_S + 5,
+    )
+    server_ready = threading.Event()
+    consumer = EventConsumer(
+        Consumer(
+            consumer_config(
+                settings.kafka_bootstrap_servers,
+                settings.consumer_group,
+                client_id="auth-svc",
+                **{"auto.commit.interval.ms": settings.commit_interval_ms},
+            )
+        ),
+        group_id=settings.consumer_group,
+        topic=settings.events_topic,
+        dlq_topic=settings.dlq_topic,
+        store=store,
+        handlers=HANDLERS,
+        dead_letters=dead_letters,
+        retry=RetryPolicy(settings.retry_attempts, settings.retry_backoff_s),
+        max_lag=settings.max_lag,
+        on_first_assignment=server_ready.set,
+    )
+    servicer = AuthServicer(store, consumer.status)
 
     def register(server: grpc.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
@@ -41,24 +75,6 @@ def main() -> int:
         address=f"[::]:{settings.grpc_port}",
         service_names=[auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name],
         register=register,
-    )
-
-    def report_serving() -> None:
-        # SERVING once the group has given this member its share of partitions (even none):
-        # a client that waits for health sees new accounts appear without a gap.
-        server.set_status(health_pb2.HealthCheckResponse.SERVING)
-        logger.info("consumer joined group %s; auth_svc is SERVING", settings.consumer_group)
-
-    consumer = EventConsumer(
-        Consumer(
-            consumer_config(
-                settings.kafka_bootstrap_servers, settings.consumer_group, client_id="auth-svc"
-            )
-        ),
-        topic=settings.events_topic,
-        store=store,
-        handlers=HANDLERS,
-        on_first_assignment=report_serving,
     )
     failed = threading.Event()
 
@@ -74,15 +90,30 @@ def main() -> int:
     consumer_thread = threading.Thread(target=consume, name="kafka-consumer")
     consumer_thread.start()
     logger.info(
-        "auth_svc started: gRPC on port %d, consuming %s as group %s via %s",
+        "auth_svc started: gRPC on port %d, store %s, consuming %s as group %s via %s",
         server.port,
+        settings.database_path,
         settings.events_topic,
         settings.consumer_group,
         settings.kafka_bootstrap_servers,
     )
+    # SERVING once the group has taken this member in (a client that waited for health then
+    # sees new accounts appear without a gap), and from then on while the consumer reaches
+    # the cluster and keeps up.
+    while not server_ready.wait(0.2):
+        if stopping.is_set():
+            break
+    else:
+        server.set_status(health_pb2.HealthCheckResponse.SERVING)
+        logger.info("consumer joined group %s; auth_svc is SERVING", settings.consumer_group)
+        server.watch(lambda: consumer.healthy(settings.lag_grace_s), stopping, interval_s=1.0)
     stopping.wait()
-    server.stop(settings.shutdown_grace_s)
+    # The consumer finishes the record in hand, commits and leaves the group; then the
+    # server lets calls in flight finish.
     consumer_thread.join()
+    server.stop(settings.shutdown_grace_s)
+    dead_letters.close()
+    store.close()
     logger.info("auth_svc stopped")
     return 1 if failed.is_set() else 0
 

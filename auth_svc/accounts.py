@@ -1,8 +1,8 @@
-"""Auth accounts and where they are kept. For now, memory, rebuilt from Kafka at start."""
+"""Auth accounts, and what applying an event to them can come to."""
 
 from __future__ import annotations
 
-import threading
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -20,39 +20,27 @@ class Account:
     update_time: datetime
 
 
-class AccountStore(Protocol):
-    # True when the store forgets everything on restart, so the consumer must replay the
-    # topic from the beginning to rebuild it.
-    volatile: bool
+class Outcome(enum.Enum):
+    APPLIED = "applied"  # the account changed
+    STALE = "stale"  # recorded, but the account already had this version or a newer one
+    DUPLICATE = "duplicate"  # this event id was processed before: nothing happened
 
-    def put_if_newer(self, account: Account) -> bool:
-        """Keep the account unless one of the same or a higher version exists; True if kept."""
+
+@dataclass(frozen=True)
+class EventSource:
+    """Where a record came from, kept with the processed event for operators."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class AccountStore(Protocol):
+    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
+        """In one transaction: record the event id as processed (the inbox) and keep the
+        account if it is newer. Raise StoreUnavailableError when the database cannot."""
         ...
 
     def get(self, user_id: str) -> Account | None: ...
 
-
-class InMemoryAccountStore:
-    """Thread-safe: the consumer thread writes while gRPC threads read."""
-
-    volatile = True
-
-    def __init__(self) -> None:
-        self._accounts: dict[str, Account] = {}
-        self._lock = threading.Lock()
-
-    def put_if_newer(self, account: Account) -> bool:
-        with self._lock:
-            current = self._accounts.get(account.user_id)
-            if current is not None and current.version >= account.version:
-                return False
-            self._accounts[account.user_id] = account
-            return True
-
-    def get(self, user_id: str) -> Account | None:
-        with self._lock:
-            return self._accounts.get(user_id)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._accounts)
+    def ping(self) -> None: ...

@@ -1,48 +1,145 @@
-"""The Kafka side of auth_svc: poll, route by `ce_type`, apply, then store the offset."""
+"""The Kafka side of auth_svc: poll, route by `ce_type`, apply, then store the offset.
+
+At-least-once delivery plus the store's inbox gives exactly-once effects. A record that can
+never be applied (a poison record) goes to the dead-letter topic with the reason; a failure
+that may pass (a busy database) is retried with backoff, a bounded number of times, then
+dead-lettered too. Either way the partition moves on, and nothing is skipped silently.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.protobuf.message import DecodeError
 
-from auth_svc.accounts import AccountStore
+from auth_svc.accounts import Account, AccountStore, EventSource, Outcome
 from auth_svc.handlers import Handler, InvalidEventError
-from herald.cloudevents import header_values
+from herald.cloudevents import format_time, header_pairs, header_values
+from herald.dlq import DLQ_HEADER_PREFIX
+from herald.producer import Record
+from herald.sqlite import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
 
-class EventConsumer:
-    """Applies each event, then stores its offset: at-least-once delivery, and idempotent
-    handlers turn that into exactly-once effects."""
+class PoisonRecordError(ValueError):
+    """A record no retry can apply: undecodable, of an unknown type, or invalid."""
 
+
+class DeadLetters(Protocol):
+    """Where poison records go; herald.producer.KafkaBatchSender is one."""
+
+    def send(self, records: Sequence[Record]) -> list[bool]: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    first_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int  # -1: nothing committed yet
+    high_watermark: int
+
+    @property
+    def lag(self) -> int:
+        return self.high_watermark - max(self.committed, 0)
+
+
+@dataclass(frozen=True)
+class ConsumerStatus:
+    group_id: str
+    connected: bool = True
+    partitions: tuple[PartitionLag, ...] = ()
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    # monotonic time since when the lag has been over the limit, or None
+    lagging_since: float | None = None
+
+    @property
+    def total_lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+
+@dataclass
+class _Counters:
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+
+    def count(self, outcome: Outcome) -> None:
+        if outcome is Outcome.APPLIED:
+            self.applied += 1
+        elif outcome is Outcome.DUPLICATE:
+            self.duplicates += 1
+        else:
+            self.stale += 1
+
+
+class EventConsumer:
     def __init__(
         self,
         consumer: Consumer,
         *,
+        group_id: str,
         topic: str,
+        dlq_topic: str,
         store: AccountStore,
         handlers: Mapping[str, Handler],
+        dead_letters: DeadLetters,
+        retry: RetryPolicy = RetryPolicy(),
+        max_lag: int = 10_000,
+        status_every_s: float = 2.0,
         on_first_assignment: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._consumer = consumer
         self._topic = topic
+        self._dlq_topic = dlq_topic
         self._store = store
         self._handlers = handlers
+        self._dead_letters = dead_letters
+        self._retry = retry
+        self._max_lag = max_lag
+        self._status_every_s = status_every_s
         self._on_first_assignment: Callable[[], None] | None = on_first_assignment
-        self.applied = 0
-        self.skipped = 0
+        self._clock = clock
+        self._counters = _Counters()
+        self._lock = threading.Lock()
+        self._status = ConsumerStatus(group_id=group_id)
+        self._next_status = 0.0
+
+    # --- the loop ---
 
     def run(self, stopping: threading.Event) -> None:
-        """Consume until `stopping` is set, then close (which commits the stored offsets)."""
-        self._consumer.subscribe([self._topic], on_assign=self._on_assign)
+        """Consume until `stopping` is set; then close, which commits and leaves the group."""
+        self._consumer.subscribe(
+            [self._topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
         try:
             while not stopping.is_set():
                 message = self._consumer.poll(0.5)
+                self._refresh_status_when_due()
                 if message is None:
                     continue
                 error = message.error()
@@ -52,41 +149,171 @@ class EventConsumer:
                         raise KafkaException(error)
                     logger.warning("consumer error: %s", error.str())
                     continue
-                self._apply(message)
-                # Only after the event is applied: a crash before this line redelivers it.
+                if not self._handle(message, stopping):
+                    break  # stopped in the middle of it: leave its offset unstored
+                # Only now: a crash before this line redelivers the record, and the inbox
+                # makes the second delivery a no-op.
                 self._consumer.store_offsets(message=message)
         finally:
             self._consumer.close()
-            logger.info("consumer closed")
+            logger.info("consumer closed: offsets committed, group left")
 
-    def _apply(self, message: Message) -> None:
-        headers = header_values(message.headers())
-        event_type = headers.get("ce_type", "")
-        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+    def _handle(self, message: Message, stopping: threading.Event) -> bool:
+        """Apply one record, or dead-letter it; False if stopping interrupted that."""
+        try:
+            event_type, account = self._decode(message)
+        except PoisonRecordError as error:
+            return self._dead_letter(message, error, stopping)
+        source = EventSource(message.topic() or "", message.partition() or 0, message.offset() or 0)
+        backoff = self._retry.first_backoff_s
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                outcome = self._store.apply(account, event_type, source)
+            except StoreUnavailableError as error:
+                if attempt == self._retry.attempts:
+                    return self._dead_letter(message, error, stopping)
+                with self._lock:
+                    self._counters.retries += 1
+                logger.warning("retrying %s in %.1f s: %s", _where(message), backoff, error)
+                if stopping.wait(backoff):
+                    return False
+                backoff = min(backoff * 2, self._retry.max_backoff_s)
+            else:
+                with self._lock:
+                    self._counters.count(outcome)
+                return True
+        return False  # pragma: no cover - the loop always returns
+
+    def _decode(self, message: Message) -> tuple[str, Account]:
+        event_type = header_values(message.headers()).get("ce_type")
+        if not event_type:
+            raise PoisonRecordError("no ce_type header")
         handler = self._handlers.get(event_type)
         if handler is None:
-            # Dead-lettering arrives with the auth issue; until then the record is logged
-            # and passed over so one bad record cannot stop every account behind it.
-            logger.warning("skipping %s: unknown ce_type %r", where, event_type)
-            self.skipped += 1
-            return
+            raise PoisonRecordError(f"unknown ce_type {event_type!r}")
         try:
-            handler(message.value() or b"", self._store)
+            return event_type, handler(message.value() or b"", self._clock())
         except (DecodeError, InvalidEventError) as error:
-            logger.warning("skipping %s: bad %s: %s", where, event_type, error)
-            self.skipped += 1
-            return
-        self.applied += 1
+            raise PoisonRecordError(f"{type(error).__name__}: {error}") from error
+
+    def _dead_letter(self, message: Message, error: Exception, stopping: threading.Event) -> bool:
+        """Send the record, as it was plus why, to the dead-letter topic; keep trying until
+        it is there (never skip a record without a trace) or until stopping."""
+        cause = (
+            error.__cause__ if isinstance(error, PoisonRecordError) and error.__cause__ else error
+        )
+        headers = [
+            (name, value)
+            for name, value in header_pairs(message.headers())
+            if not name.startswith(DLQ_HEADER_PREFIX)
+        ]
+        headers += [
+            ("herald.dlq.topic", (message.topic() or "").encode()),
+            ("herald.dlq.partition", str(message.partition()).encode()),
+            ("herald.dlq.offset", str(message.offset()).encode()),
+            ("herald.dlq.time", format_time(self._clock()).encode()),
+            ("herald.dlq.error.class", type(cause).__name__.encode()),
+            ("herald.dlq.error.message", str(error)[:1000].encode(errors="replace")),
+        ]
+        record = Record(self._dlq_topic, message.key() or b"", message.value() or b"", headers)
+        backoff = self._retry.first_backoff_s
+        while not self._dead_letters.send([record])[0]:
+            logger.error("could not dead-letter %s; retrying in %.1f s", _where(message), backoff)
+            if stopping.wait(backoff):
+                return False
+            backoff = min(backoff * 2, self._retry.max_backoff_s)
+        with self._lock:
+            self._counters.dead_lettered += 1
+        logger.warning("dead-lettered %s: %s", _where(message), error)
+        return True
+
+    # --- rebalances ---
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        logger.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-        if self._store.volatile:
-            # A store that starts empty must see every event again, whatever the group has
-            # committed; the handlers make the replay harmless.
-            for partition in partitions:
-                partition.offset = OFFSET_BEGINNING
-            consumer.incremental_assign(partitions)
+        logger.info("assigned %s", _names(partitions))
         if self._on_first_assignment is not None:
-            # The group has taken this member in: from now on events reach it.
+            # The group has taken this member in (even with no partitions): it is serving.
             self._on_first_assignment()
             self._on_first_assignment = None
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Commit what was applied before the partitions move, so their next owner starts
+        # right after it instead of re-reading (harmless, but wasted) records.
+        logger.info("revoked %s", _names(partitions))
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError._NO_OFFSET:
+                logger.warning("commit on revoke failed: %s", error)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not revoked: another member may own them already, so committing would be wrong.
+        logger.warning("lost %s", _names(partitions))
+
+    # --- status ---
+
+    def status(self) -> ConsumerStatus:
+        """A snapshot for GetConsumerStatus and health; safe from any thread."""
+        with self._lock:
+            c = self._counters
+            return replace(
+                self._status,
+                applied=c.applied,
+                duplicates=c.duplicates,
+                stale=c.stale,
+                dead_lettered=c.dead_lettered,
+                retries=c.retries,
+            )
+
+    def healthy(self, lag_grace_s: float) -> bool:
+        """Connected, and not lagging past the limit for longer than the grace."""
+        status = self.status()
+        lagging_too_long = (
+            status.lagging_since is not None
+            and time.monotonic() - status.lagging_since > lag_grace_s
+        )
+        return status.connected and not lagging_too_long
+
+    def _refresh_status_when_due(self) -> None:
+        if time.monotonic() < self._next_status:
+            return
+        self._next_status = time.monotonic() + self._status_every_s
+        try:
+            assignment = self._consumer.assignment()
+            committed = self._consumer.committed(assignment, timeout=2) if assignment else []
+            # Cached high watermarks come with every fetch response, so reading them costs
+            # nothing; asking the broker would block the poll loop for each partition.
+            partitions = tuple(
+                PartitionLag(
+                    tp.topic,
+                    tp.partition,
+                    tp.offset if tp.offset >= 0 else -1,
+                    max(self._consumer.get_watermark_offsets(tp, cached=True)[1], tp.offset, 0),
+                )
+                for tp in committed
+            )
+            connected = True
+        except KafkaException as error:
+            logger.warning("consumer cannot reach the cluster: %s", error)
+            partitions, connected = self._status.partitions, False
+        total_lag = sum(p.lag for p in partitions)
+        with self._lock:
+            lagging_since = self._status.lagging_since
+            if total_lag <= self._max_lag:
+                lagging_since = None
+            elif lagging_since is None:
+                lagging_since = time.monotonic()
+            self._status = replace(
+                self._status,
+                connected=connected,
+                partitions=partitions,
+                lagging_since=lagging_since,
+            )
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "no partitions"
+
+
+def _where(message: Message) -> str:
+    return f"{message.topic()}[{message.partition()}]@{message.offset()}"

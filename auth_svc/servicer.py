@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from auth_svc.accounts import Account, AccountStore
+from auth_svc.consumer import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.grpc_errors import abort, internal_errors_hidden
+from herald.grpc_errors import abort, internal_errors_hidden, retry_info
+from herald.sqlite import StoreUnavailableError
 
 DOMAIN = "auth.herald"
 guarded = internal_errors_hidden(DOMAIN)
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, store: AccountStore) -> None:
+    def __init__(self, store: AccountStore, consumer_status: Callable[[], ConsumerStatus]) -> None:
         self._store = store
+        self._consumer_status = consumer_status
 
     @guarded
     def GetAccount(
@@ -28,7 +33,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 reason="INVALID_USER_ID",
                 message="user_id: is required",
             )
-        account = self._store.get(request.user_id)
+        try:
+            account = self._store.get(request.user_id)
+        except StoreUnavailableError:
+            abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                domain=DOMAIN,
+                reason="STORE_UNAVAILABLE",
+                message="the account store is unavailable; retry with backoff",
+                details=[retry_info(1)],
+            )
         if account is None:
             abort(
                 context,
@@ -38,6 +53,32 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 message=f"no account for user {request.user_id!r} yet",
             )
         return auth_pb2.GetAccountResponse(account=to_proto(account))
+
+    @guarded
+    def GetConsumerStatus(
+        self, request: auth_pb2.GetConsumerStatusRequest, context: grpc.ServicerContext
+    ) -> auth_pb2.GetConsumerStatusResponse:
+        status = self._consumer_status()
+        return auth_pb2.GetConsumerStatusResponse(
+            group_id=status.group_id,
+            connected=status.connected,
+            partitions=[
+                auth_pb2.PartitionStatus(
+                    topic=p.topic,
+                    partition=p.partition,
+                    committed_offset=p.committed,
+                    high_watermark=p.high_watermark,
+                    lag=p.lag,
+                )
+                for p in status.partitions
+            ],
+            events_applied=status.applied,
+            duplicates_skipped=status.duplicates,
+            stale_skipped=status.stale,
+            dead_lettered=status.dead_lettered,
+            retries=status.retries,
+            total_lag=status.total_lag,
+        )
 
 
 def to_proto(account: Account) -> auth_pb2.Account:

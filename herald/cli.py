@@ -11,8 +11,9 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 
 from herald.devstack import run_stack
+from herald.dlq import replay
 from herald.localkafka import KafkaLaunchError, LocalKafka
-from herald.topics import ensure_topics
+from herald.topics import DLQ_TOPIC, ensure_topics
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
@@ -54,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     ensure = topics_commands.add_parser("ensure", help="create missing topics (idempotent)")
     ensure.add_argument("--bootstrap-servers", default=_env_bootstrap())
     ensure.set_defaults(handler=_topics_ensure)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter topic")
+    dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
+    replay = dlq_commands.add_parser(
+        "replay", help="send dead-lettered records back where they came from, once"
+    )
+    replay.add_argument("--bootstrap-servers", default=_env_bootstrap())
+    replay.add_argument("--topic", default=DLQ_TOPIC, help=f"dead-letter topic ({DLQ_TOPIC})")
+    replay.add_argument("--to", help="send to this topic instead of each record's origin")
+    replay.set_defaults(handler=_dlq_replay)
 
     up = commands.add_parser("up", help="a local Kafka plus both services; Ctrl-C stops all")
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
@@ -156,6 +167,12 @@ def _kafka_status(args: argparse.Namespace) -> int:
 def _topics_ensure(args: argparse.Namespace) -> int:
     created = ensure_topics(args.bootstrap_servers)
     print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    count = replay(args.bootstrap_servers, args.topic, to_topic=args.to)
+    print(f"replayed {count} record(s) from {args.topic}")
     return 0
 
 

@@ -43,11 +43,15 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def header_pairs(headers: ReceivedHeaders | None) -> Headers:
+    """Headers as a list of (name, value) pairs, whichever shape the client gave them in."""
+    return list(headers.items() if isinstance(headers, Mapping) else headers or ())
+
+
 def header_values(headers: ReceivedHeaders | None) -> dict[str, str]:
     """Headers as text, last value winning; a header that is not UTF-8 is left out."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
     values: dict[str, str] = {}
-    for name, raw in pairs:
+    for name, raw in header_pairs(headers):
         if isinstance(raw, str):
             values[name] = raw
         elif raw is not None:

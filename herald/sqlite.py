@@ -9,11 +9,46 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database could not be used (locked past the busy timeout, disk full, I/O error)."""
+
+
+@contextmanager
+def unavailable_on_error() -> Iterator[None]:
+    """Database trouble the caller cannot fix becomes StoreUnavailableError, cause kept.
+
+    Constraint violations (IntegrityError) pass through: they are answers, not trouble.
+    """
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.DatabaseError as error:
+        logger.exception("database unavailable")
+        raise StoreUnavailableError(str(error)) from error
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch; integer arithmetic, as a float would round some away."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + micros * MICROSECOND
+
 
 # A writer waiting on another's lock gives up after this long, with SQLITE_BUSY.
 BUSY_TIMEOUT_S = 5.0
@@ -83,3 +118,51 @@ def _statements(script: str) -> list[str]:
     if pending.strip():
         raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:80]}")
     return statements
+
+
+class Database:
+    """A migrated database file: one writer connection behind a lock (SQLite has one writer
+    at a time anyway) and a reader connection per thread, which WAL lets run during writes."""
+
+    def __init__(
+        self, path: Path, migrations: Sequence[str], busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
+        self.path = path
+        self._busy_timeout_s = busy_timeout_s
+        with unavailable_on_error():
+            self._writer = connect(path, busy_timeout_s)
+            migrate(self._writer, migrations)
+        self._write_lock = threading.Lock()
+        self._readers = threading.local()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        with self._write_lock, unavailable_on_error():
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+                self._writer.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT (a full disk, say), which can leave it open.
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader connection (autocommit: each query sees the latest commit)."""
+        with unavailable_on_error():
+            reader: sqlite3.Connection | None = getattr(self._readers, "connection", None)
+            if reader is None:
+                reader = connect(self.path, self._busy_timeout_s)
+                self._readers.connection = reader
+            yield reader
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless a write could start now."""
+        with self.write():
+            pass
+
+    def close(self) -> None:
+        self._writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
@@ -56,6 +57,7 @@ def ensure_topics(
     replicas, min_insync = replication_for(len(metadata.brokers))
     missing = [spec for spec in specs if spec.name not in metadata.topics]
     if not missing:
+        _wait_until_visible(admin, specs, timeout_s)
         return []
     futures = admin.create_topics(
         [
@@ -89,4 +91,26 @@ def ensure_topics(
                 replicas,
                 min_insync,
             )
+    _wait_until_visible(admin, specs, timeout_s)
     return created
+
+
+def _wait_until_visible(admin: AdminClient, specs: tuple[TopicSpec, ...], timeout_s: float) -> None:
+    """Wait until metadata shows every topic with a leader for each partition.
+
+    CreateTopics returns once the controller accepted the topic; the brokers learn of it a
+    moment later, and a client that produces at once could be told it does not exist.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        if all(
+            spec.name in topics
+            and topics[spec.name].partitions
+            and all(p.leader >= 0 for p in topics[spec.name].partitions.values())
+            for spec in specs
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics not visible in metadata after {timeout_s:g} s")
+        time.sleep(0.1)

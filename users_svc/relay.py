@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from herald.producer import Record
-from users_svc.store import Outbox, StoreUnavailableError
+from herald.sqlite import StoreUnavailableError
+from users_svc.store import Outbox
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from typing import NoReturn
 import grpc
 
 from herald.grpc_errors import abort, bad_request, internal_errors_hidden, retry_info
+from herald.sqlite import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.model import (
     EmailTakenError,
@@ -19,7 +20,6 @@ from users_svc.model import (
     validate_new_user,
 )
 from users_svc.service import Users
-from users_svc.store import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -8,24 +8,18 @@ more class implementing both; nothing above this module would change.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from herald import sqlite
 from herald.producer import Record
+from herald.sqlite import from_micros, to_micros
 from users_svc.model import EmailTakenError, User, email_key
-
-logger = logging.getLogger(__name__)
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 
 MIGRATIONS = (
     # 1: users, the requests that created them (for idempotent retries), and the outbox.
@@ -58,10 +52,6 @@ MIGRATIONS = (
     CREATE INDEX outbox_published ON outbox (published_at_us) WHERE published_at_us IS NOT NULL;
     """,
 )
-
-
-class StoreUnavailableError(RuntimeError):
-    """The database could not be used (locked past the busy timeout, disk full, I/O error)."""
 
 
 @dataclass(frozen=True)
@@ -116,84 +106,59 @@ class Outbox(Protocol):
 
 
 class SqliteUserStore:
-    """One writer connection behind a lock (SQLite has one writer at a time anyway) and a
-    reader connection per thread; WAL lets the readers run while a write commits."""
-
     def __init__(self, path: Path, busy_timeout_s: float = sqlite.BUSY_TIMEOUT_S) -> None:
         self.path = path
-        self._busy_timeout_s = busy_timeout_s
-        self._writer = sqlite.connect(path, busy_timeout_s)
-        sqlite.migrate(self._writer, MIGRATIONS)
-        self._write_lock = threading.Lock()
-        self._readers = threading.local()
+        self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s)
 
     @contextmanager
     def transaction(self) -> Iterator[UnitOfWork]:
         """Everything done through the yielded unit of work commits together, or not at all."""
-        with self._write_lock, _translated_errors():
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SqliteUnitOfWork(self._writer)
-                self._writer.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT (a full disk, say), which can leave it open.
-                if self._writer.in_transaction:
-                    self._writer.execute("ROLLBACK")
-                raise
+        with self._db.write() as connection:
+            yield _SqliteUnitOfWork(connection)
 
     def get_user(self, user_id: str) -> User | None:
-        with _translated_errors():
-            return _get_user(self._reader(), user_id)
+        with self._db.read() as connection:
+            return _get_user(connection, user_id)
 
     def ping(self) -> None:
-        with self._write_lock, _translated_errors():
-            self._writer.execute("BEGIN IMMEDIATE")
-            self._writer.execute("ROLLBACK")
+        self._db.ping()
 
     def pending(self, limit: int) -> list[OutboxRow]:
-        with _translated_errors():
-            rows = self._reader().execute(
+        with self._db.read() as connection:
+            rows = connection.execute(
                 "SELECT seq, topic, key, value, headers FROM outbox"
                 " WHERE published_at_us IS NULL ORDER BY seq LIMIT ?",
                 (limit,),
-            )
-            return [
-                OutboxRow(seq, Record(topic, key, value, _decode_headers(headers)))
-                for seq, topic, key, value, headers in rows
-            ]
+            ).fetchall()
+        return [
+            OutboxRow(seq, Record(topic, key, value, _decode_headers(headers)))
+            for seq, topic, key, value, headers in rows
+        ]
 
     def mark_published(self, seqs: Sequence[int], at: datetime) -> None:
-        with self.transaction():
-            self._writer.executemany(
+        with self._db.write() as connection:
+            connection.executemany(
                 "UPDATE outbox SET published_at_us = ? WHERE seq = ?",
-                [(_micros(at), seq) for seq in seqs],
+                [(to_micros(at), seq) for seq in seqs],
             )
 
     def prune(self, published_before: datetime) -> int:
-        with self._write_lock, _translated_errors():
-            cursor = self._writer.execute(
-                "DELETE FROM outbox WHERE published_at_us < ?", (_micros(published_before),)
+        with self._db.write() as connection:
+            cursor = connection.execute(
+                "DELETE FROM outbox WHERE published_at_us < ?", (to_micros(published_before),)
             )
             return cursor.rowcount
 
     def pending_count(self) -> int:
-        with _translated_errors():
-            row = (
-                self._reader()
-                .execute("SELECT count(*) FROM outbox WHERE published_at_us IS NULL")
-                .fetchone()
+        with self._db.read() as connection:
+            return int(
+                connection.execute(
+                    "SELECT count(*) FROM outbox WHERE published_at_us IS NULL"
+                ).fetchone()[0]
             )
-            return int(row[0])
 
     def close(self) -> None:
-        self._writer.close()
-
-    def _reader(self) -> sqlite3.Connection:
-        reader: sqlite3.Connection | None = getattr(self._readers, "connection", None)
-        if reader is None:
-            reader = sqlite.connect(self.path, self._busy_timeout_s)
-            self._readers.connection = reader
-        return reader
+        self._db.close()
 
 
 class _SqliteUnitOfWork:
@@ -221,8 +186,8 @@ class _SqliteUnitOfWork:
                     user.email,
                     email_key(user.email),
                     user.version,
-                    _micros(user.create_time),
-                    _micros(user.update_time),
+                    to_micros(user.create_time),
+                    to_micros(user.update_time),
                 ),
             )
         if request is not None:
@@ -241,7 +206,7 @@ class _SqliteUnitOfWork:
                     user.email,
                     email_key(user.email),
                     user.version,
-                    _micros(user.update_time),
+                    to_micros(user.update_time),
                     user.id,
                 ),
             )
@@ -257,7 +222,7 @@ class _SqliteUnitOfWork:
                 record.key,
                 record.value,
                 _encode_headers(record.headers),
-                _micros(datetime.now(UTC)),
+                to_micros(datetime.now(UTC)),
             ),
         )
 
@@ -270,7 +235,7 @@ def _get_user(connection: sqlite3.Connection, user_id: str) -> User | None:
     if row is None:
         return None
     id_, name, email, created, updated, version = row
-    return User(id_, name, email, _from_micros(created), _from_micros(updated), version)
+    return User(id_, name, email, from_micros(created), from_micros(updated), version)
 
 
 @contextmanager
@@ -281,18 +246,6 @@ def _email_uniqueness() -> Iterator[None]:
         if "users.email_key" in str(error):
             raise EmailTakenError("another user has this email") from None
         raise
-
-
-@contextmanager
-def _translated_errors() -> Iterator[None]:
-    """Database trouble the caller cannot fix becomes one typed error with the cause kept."""
-    try:
-        yield
-    except sqlite3.IntegrityError:
-        raise
-    except sqlite3.DatabaseError as error:
-        logger.exception("user store unavailable")
-        raise StoreUnavailableError(str(error)) from error
 
 
 def _encode_headers(headers: Sequence[tuple[str, str | bytes | None]]) -> str:
@@ -309,12 +262,3 @@ def _text(value: str | bytes | None) -> str:
     if isinstance(value, bytes):
         return value.decode()
     return value or ""
-
-
-def _micros(moment: datetime) -> int:
-    # Integer arithmetic: a float timestamp would round some microseconds away.
-    return (moment - EPOCH) // MICROSECOND
-
-
-def _from_micros(micros: int) -> datetime:
-    return EPOCH + micros * MICROSECOND

@@ -33,6 +33,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "USERS_DATA_DIR": str(folder / "users-data"),
+        "AUTH_DATA_DIR": str(folder / "auth-data"),
         # Our own group, in case KAFKA_BOOTSTRAP_SERVERS points at a shared cluster.
         "AUTH_CONSUMER_GROUP": unique("auth-svc-e2e"),
     }

@@ -1,4 +1,4 @@
-"""auth_svc's consumer against the real broker: apply, skip duplicates and bad records, commit."""
+"""auth_svc's consumer against the real broker: apply once, dead-letter poison, retry, commit."""
 
 from __future__ import annotations
 
@@ -6,38 +6,79 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from auth_svc.accounts import InMemoryAccountStore
-from auth_svc.consumer import EventConsumer
+from auth_svc.accounts import Account, AccountStore, EventSource, Outcome
+from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.handlers import HANDLERS
+from auth_svc.store import SqliteAccountStore
+from herald.cloudevents import Headers, header_values
 from herald.kafka_config import consumer_config, producer_config
-from tests.support import eventually, unique
+from herald.producer import KafkaBatchSender, producer
+from herald.sqlite import StoreUnavailableError
+from herald.users.v1 import events_pb2
+from tests.support import end_offsets, eventually, read_topic, unique
 from users_svc.events import EventRecords
 from users_svc.model import User, event_id
 
+USER_CREATED = "herald.users.v1.UserCreated"
+RawRecord = tuple[bytes, bytes, Headers]
 
-def produce_user_created(bootstrap: str, topic: str, user_ids: list[str]) -> None:
-    """Produce one UserCreated per user id, in order (a repeated id repeats the event)."""
-    producer = Producer(producer_config(bootstrap, "test-producer"))
-    for user_id in user_ids:
-        now = datetime.now(UTC)
-        user = User(user_id, f"name-{user_id}", f"{user_id}@example.com", now, now, 1)
-        record = EventRecords(topic, "/test").user_created(user)
-        producer.produce(topic, value=record.value, key=record.key, headers=record.headers)
-    assert producer.flush(10) == 0
+
+@pytest.fixture
+def dlq_topic(kafka_bootstrap: str) -> str:
+    name = unique("test-dlq")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(30)
+    return name
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteAccountStore:
+    return SqliteAccountStore(tmp_path / "auth.sqlite3")
+
+
+def produce(bootstrap: str, topic: str, records: list[RawRecord]) -> None:
+    """Write raw (key, value, headers) records, in order."""
+    kafka = Producer(producer_config(bootstrap, "test-producer"))
+    for key, value, headers in records:
+        kafka.produce(topic, key=key, value=value, headers=headers)
+    assert kafka.flush(10) == 0
+
+
+def user_created(topic: str, user_id: str) -> RawRecord:
+    now = datetime.now(UTC)
+    record = EventRecords(topic, "/test").user_created(
+        User(user_id, f"name-{user_id}", f"{user_id}@example.com", now, now, 1)
+    )
+    return record.key, record.value, record.headers
 
 
 @contextmanager
 def consuming(
-    bootstrap: str, topic: str, group: str, store: InMemoryAccountStore
+    bootstrap: str, topic: str, dlq_topic: str, store: AccountStore, group: str | None = None
 ) -> Iterator[EventConsumer]:
+    dead_letters = KafkaBatchSender(
+        producer(producer_config(bootstrap, "test-dlq", **{"message.timeout.ms": 5000})), wait_s=10
+    )
     consumer = EventConsumer(
-        Consumer(consumer_config(bootstrap, group, "test-auth")),
+        Consumer(
+            consumer_config(
+                bootstrap, group or unique("group"), "test-auth", **{"auto.commit.interval.ms": 200}
+            )
+        ),
+        group_id="test",
         topic=topic,
+        dlq_topic=dlq_topic,
         store=store,
         handlers=HANDLERS,
+        dead_letters=dead_letters,
+        retry=RetryPolicy(attempts=3, first_backoff_s=0.01),
+        status_every_s=0.2,
     )
     stopping = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stopping,))
@@ -48,9 +89,10 @@ def consuming(
         stopping.set()
         thread.join(30)
         assert not thread.is_alive()
+        dead_letters.close()
 
 
-def committed(bootstrap: str, topic: str, group: str) -> int:
+def committed_total(bootstrap: str, topic: str, group: str) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -60,56 +102,114 @@ def committed(bootstrap: str, topic: str, group: str) -> int:
         consumer.close()
 
 
-def test_same_event_delivered_twice_makes_one_account(kafka_bootstrap: str, topic: str) -> None:
-    produce_user_created(kafka_bootstrap, topic, ["u1", "u1", "u2"])
-    store = InMemoryAccountStore()
-    with consuming(kafka_bootstrap, topic, unique("group"), store) as consumer:
-        eventually(lambda: (consumer.applied == 3) or None)
-    assert len(store) == 2
+def test_same_event_delivered_twice_makes_one_account(
+    kafka_bootstrap: str, topic: str, dlq_topic: str, store: SqliteAccountStore
+) -> None:
+    produce(kafka_bootstrap, topic, [user_created(topic, u) for u in ("u1", "u1", "u2")])
+    with consuming(kafka_bootstrap, topic, dlq_topic, store) as consumer:
+        eventually(lambda: consumer.status().applied + consumer.status().duplicates == 3 or None)
+    status = consumer.status()
+    assert (status.applied, status.duplicates, status.dead_lettered) == (2, 1, 0)
     account = store.get("u1")
     assert account is not None
     assert account.last_event_id == event_id("u1", 1)
 
 
-def test_bad_records_are_passed_over_and_valid_ones_applied(
-    kafka_bootstrap: str, topic: str
+POISON: dict[str, tuple[bytes | None, Headers]] = {
+    "undecodable": (b"\xff\x00\xff garbage", [("ce_type", USER_CREATED.encode())]),
+    "truncated": (None, [("ce_type", USER_CREATED.encode())]),  # value filled in below
+    "unknown type": (b"", [("ce_type", b"herald.users.v1.UserDeleted")]),
+    "no headers": (b"no headers at all", []),
+    "invalid": (
+        events_pb2.UserCreated(user_id="u-x").SerializeToString(),
+        [("ce_type", USER_CREATED.encode())],
+    ),
+}
+
+
+def test_poison_records_go_to_the_dead_letter_topic_and_valid_ones_are_all_applied(
+    kafka_bootstrap: str, topic: str, dlq_topic: str, store: SqliteAccountStore
 ) -> None:
-    producer = Producer(producer_config(kafka_bootstrap, "test-producer"))
-    producer.produce(
-        topic,
-        key=b"x",
-        value=b"\xff\x00garbage",
-        headers=[("ce_type", b"herald.users.v1.UserCreated")],
+    valid = [user_created(topic, f"user-{n}") for n in range(100)]
+    truncated = valid[0][1][:-7]
+    records = []
+    for n, record in enumerate(valid):
+        records.append(record)
+        if n % 20 == 10:  # five poison records spread among the valid ones
+            kind = list(POISON)[n // 20]
+            value, headers = POISON[kind]
+            records.append(
+                (f"poison-{kind}".encode(), value if value is not None else truncated, headers)
+            )
+    produce(kafka_bootstrap, topic, records)
+    group = unique("group")
+
+    with consuming(kafka_bootstrap, topic, dlq_topic, store, group) as consumer:
+        eventually(lambda: consumer.status().applied == 100 or None)
+        eventually(lambda: consumer.status().dead_lettered == 5 or None)
+        eventually(
+            lambda: (consumer.status().partitions and consumer.status().total_lag == 0) or None
+        )
+
+    assert all(store.get(f"user-{n}") is not None for n in range(100))
+    dead = read_topic(kafka_bootstrap, dlq_topic, count=5)
+    by_key = {(m.key() or b"").decode(): m for m in dead}
+    assert set(by_key) == {f"poison-{kind}" for kind in POISON}
+    for kind, message in by_key.items():
+        why = header_values(message.headers())
+        assert why["herald.dlq.topic"] == topic
+        assert int(why["herald.dlq.offset"]) >= 0
+        assert why["herald.dlq.partition"].isdigit()
+        assert why["herald.dlq.time"].endswith("Z")
+        assert why["herald.dlq.error.class"] in {
+            "DecodeError",
+            "PoisonRecordError",
+            "InvalidEventError",
+        }
+        assert why["herald.dlq.error.message"]
+        original = POISON[kind.removeprefix("poison-")]
+        assert message.value() == (original[0] if original[0] is not None else truncated)
+    assert committed_total(kafka_bootstrap, topic, group) == sum(
+        end_offsets(kafka_bootstrap, topic).values()
     )
-    producer.produce(topic, key=b"y", value=b"", headers=[("ce_type", b"herald.users.v1.Unknown")])
-    producer.produce(topic, key=b"z", value=b"no headers")
-    assert producer.flush(10) == 0
-    produce_user_created(kafka_bootstrap, topic, ["u1"])
-    store = InMemoryAccountStore()
-    with consuming(kafka_bootstrap, topic, unique("group"), store) as consumer:
-        eventually(lambda: (consumer.applied + consumer.skipped == 4) or None)
-    assert (consumer.applied, consumer.skipped) == (1, 3)
-    assert store.get("u1") is not None
 
 
-def test_offsets_are_committed_for_what_was_applied(kafka_bootstrap: str, topic: str) -> None:
-    produce_user_created(kafka_bootstrap, topic, [f"u{n}" for n in range(10)])
-    group = unique("group")
-    store = InMemoryAccountStore()
-    with consuming(kafka_bootstrap, topic, group, store) as consumer:
-        eventually(lambda: (consumer.applied == 10) or None)
-    # close() commits the stored offsets: the group has nothing left to read.
-    assert committed(kafka_bootstrap, topic, group) == 10
+class FlakyStore:
+    """A real store behind a database that is busy for the first `failures` attempts."""
+
+    def __init__(self, store: SqliteAccountStore, failures: int) -> None:
+        self.store = store
+        self.failures = failures
+
+    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailableError("database is locked")
+        return self.store.apply(account, event_type, source)
+
+    def get(self, user_id: str) -> Account | None:
+        return self.store.get(user_id)
+
+    def ping(self) -> None:
+        self.store.ping()
 
 
-def test_a_restarted_volatile_store_is_rebuilt_from_the_topic(
-    kafka_bootstrap: str, topic: str
+def test_a_transient_failure_is_retried_with_backoff_then_applied(
+    kafka_bootstrap: str, topic: str, dlq_topic: str, store: SqliteAccountStore
 ) -> None:
-    produce_user_created(kafka_bootstrap, topic, ["u1", "u2"])
-    group = unique("group")
-    with consuming(kafka_bootstrap, topic, group, InMemoryAccountStore()) as consumer:
-        eventually(lambda: (consumer.applied == 2) or None)
-    # Same group, offsets committed, but a new process starts with empty memory.
-    fresh = InMemoryAccountStore()
-    with consuming(kafka_bootstrap, topic, group, fresh) as consumer:
-        eventually(lambda: (len(fresh) == 2) or None)
+    produce(kafka_bootstrap, topic, [user_created(topic, "u1")])
+    with consuming(kafka_bootstrap, topic, dlq_topic, FlakyStore(store, failures=2)) as consumer:
+        eventually(lambda: consumer.status().applied == 1 or None)
+    assert (consumer.status().retries, consumer.status().dead_lettered) == (2, 0)
+
+
+def test_a_failure_past_the_retry_bound_is_dead_lettered_and_the_partition_moves_on(
+    kafka_bootstrap: str, topic: str, dlq_topic: str, store: SqliteAccountStore
+) -> None:
+    produce(kafka_bootstrap, topic, [user_created(topic, "u1"), user_created(topic, "u1b")])
+    flaky = FlakyStore(store, failures=3)  # exactly the 3 attempts of the first record
+    with consuming(kafka_bootstrap, topic, dlq_topic, flaky) as consumer:
+        eventually(lambda: consumer.status().dead_lettered == 1 or None)
+        eventually(lambda: consumer.status().applied == 1 or None)
+    [dead] = read_topic(kafka_bootstrap, dlq_topic, count=1)
+    assert header_values(dead.headers())["herald.dlq.error.class"] == "StoreUnavailableError"

@@ -4,24 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import pytest
 
-from auth_svc.accounts import Account, InMemoryAccountStore
+from auth_svc.accounts import Account, EventSource
+from auth_svc.consumer import ConsumerStatus, PartitionLag
 from auth_svc.servicer import AuthServicer
+from auth_svc.store import SqliteAccountStore
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests.grpc_support import serving
 
+STATUS = ConsumerStatus(
+    group_id="auth-svc",
+    partitions=(PartitionLag("events", 0, 5, 8), PartitionLag("events", 1, -1, 2)),
+    applied=7,
+    duplicates=2,
+    stale=1,
+    dead_lettered=3,
+    retries=4,
+)
+
 
 @pytest.fixture
-def store() -> InMemoryAccountStore:
-    return InMemoryAccountStore()
+def store(tmp_path: Path) -> SqliteAccountStore:
+    return SqliteAccountStore(tmp_path / "auth.sqlite3")
 
 
 @pytest.fixture
-def stub(store: InMemoryAccountStore) -> Iterator[auth_pb2_grpc.AuthServiceStub]:
-    servicer = AuthServicer(store)
+def stub(store: SqliteAccountStore) -> Iterator[auth_pb2_grpc.AuthServiceStub]:
+    servicer = AuthServicer(store, lambda: STATUS)
     with serving(
         lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server),
         "herald.auth.v1.AuthService",
@@ -30,10 +43,11 @@ def stub(store: InMemoryAccountStore) -> Iterator[auth_pb2_grpc.AuthServiceStub]
 
 
 def test_returns_the_account(
-    stub: auth_pb2_grpc.AuthServiceStub, store: InMemoryAccountStore
+    stub: auth_pb2_grpc.AuthServiceStub, store: SqliteAccountStore
 ) -> None:
     created = datetime(2026, 1, 1, tzinfo=UTC)
-    store.put_if_newer(Account("u1", "Ada", "ada@example.com", created, 1, "e1", created))
+    stored = Account("u1", "Ada", "ada@example.com", created, 1, "e1", created)
+    store.apply(stored, "herald.users.v1.UserCreated", EventSource("events", 0, 0))
     account = stub.GetAccount(auth_pb2.GetAccountRequest(user_id="u1"), timeout=5).account
     assert (account.user_id, account.name, account.email, account.last_event_id) == (
         "u1",
@@ -55,3 +69,18 @@ def test_empty_user_id_is_invalid_argument(stub: auth_pb2_grpc.AuthServiceStub) 
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetAccount(auth_pb2.GetAccountRequest(), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_consumer_status_reports_partitions_lag_and_counters(
+    stub: auth_pb2_grpc.AuthServiceStub,
+) -> None:
+    status = stub.GetConsumerStatus(auth_pb2.GetConsumerStatusRequest(), timeout=5)
+    assert status.group_id == "auth-svc"
+    assert [
+        (p.partition, p.committed_offset, p.high_watermark, p.lag) for p in status.partitions
+    ] == [
+        (0, 5, 8, 3),
+        (1, -1, 2, 2),
+    ]
+    assert (status.total_lag, status.events_applied, status.duplicates_skipped) == (5, 7, 2)
+    assert (status.stale_skipped, status.dead_lettered, status.retries) == (1, 3, 4)

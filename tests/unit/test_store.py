@@ -10,8 +10,9 @@ import pytest
 
 from herald import sqlite
 from herald.producer import Record
+from herald.sqlite import StoreUnavailableError
 from users_svc.model import EmailTakenError, User
-from users_svc.store import MIGRATIONS, CreateRequest, SqliteUserStore, StoreUnavailableError
+from users_svc.store import MIGRATIONS, CreateRequest, SqliteUserStore
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -135,3 +137,120 @@ class GetAccountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
+
+@_typing.final
+class GetConsumerStatusRequest(_message.Message):
+    """Input of AuthService.GetConsumerStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsumerStatusRequest: _TypeAlias = GetConsumerStatusRequest  # noqa: Y015
+
+@_typing.final
+class PartitionStatus(_message.Message):
+    """One partition this instance's consumer holds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    COMMITTED_OFFSET_FIELD_NUMBER: _builtins.int
+    HIGH_WATERMARK_FIELD_NUMBER: _builtins.int
+    LAG_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    """Topic name."""
+    partition: _builtins.int
+    """Partition number."""
+    committed_offset: _builtins.int
+    """The group's committed offset: the next record the group will read after a restart
+    (-1 when the group has committed nothing yet).
+    """
+    high_watermark: _builtins.int
+    """The partition's high watermark: the offset the next record written will get."""
+    lag: _builtins.int
+    """Records written but not yet committed by the group: high_watermark minus
+    committed_offset (all of the partition when nothing is committed).
+    """
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        partition: _builtins.int = ...,
+        committed_offset: _builtins.int = ...,
+        high_watermark: _builtins.int = ...,
+        lag: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed_offset", b"committed_offset", "high_watermark", b"high_watermark", "lag", b"lag", "partition", b"partition", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartitionStatus: _TypeAlias = PartitionStatus  # noqa: Y015
+
+@_typing.final
+class GetConsumerStatusResponse(_message.Message):
+    """Output of AuthService.GetConsumerStatus. Counters count since this process started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    PARTITIONS_FIELD_NUMBER: _builtins.int
+    EVENTS_APPLIED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_SKIPPED_FIELD_NUMBER: _builtins.int
+    STALE_SKIPPED_FIELD_NUMBER: _builtins.int
+    DEAD_LETTERED_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    TOTAL_LAG_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    """The consumer group this instance belongs to."""
+    connected: _builtins.bool
+    """Whether the consumer reached the cluster at its last check."""
+    events_applied: _builtins.int
+    """Events whose effect this instance applied (one account change each)."""
+    duplicates_skipped: _builtins.int
+    """Events already applied before (by this or another instance), skipped by the inbox."""
+    stale_skipped: _builtins.int
+    """Events older than the account's current version, recorded but without effect."""
+    dead_lettered: _builtins.int
+    """Records sent to the dead-letter topic."""
+    retries: _builtins.int
+    """Attempts repeated after a transient failure (for example a busy database)."""
+    total_lag: _builtins.int
+    """Sum of the partitions' lag."""
+    @_builtins.property
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionStatus]:
+        """The partitions assigned to this instance (none is normal when other members of
+        the group hold them all).
+        """
+
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        partitions: _abc.Iterable[Global___PartitionStatus] | None = ...,
+        events_applied: _builtins.int = ...,
+        duplicates_skipped: _builtins.int = ...,
+        stale_skipped: _builtins.int = ...,
+        dead_lettered: _builtins.int = ...,
+        retries: _builtins.int = ...,
+        total_lag: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected", b"connected", "dead_lettered", b"dead_lettered", "duplicates_skipped", b"duplicates_skipped", "events_applied", b"events_applied", "group_id", b"group_id", "partitions", b"partitions", "retries", b"retries", "stale_skipped", b"stale_skipped", "total_lag", b"total_lag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsumerStatusResponse: _TypeAlias = GetConsumerStatusResponse  # noqa: Y015

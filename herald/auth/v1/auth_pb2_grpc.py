@@ -41,6 +41,11 @@ class AuthServiceStub:
                 request_serializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetAccountRequest.SerializeToString,
                 response_deserializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetAccountResponse.FromString,
                 _registered_method=True)
+        self.GetConsumerStatus = channel.unary_unary(
+                '/herald.auth.v1.AuthService/GetConsumerStatus',
+                request_serializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetConsumerStatusRequest.SerializeToString,
+                response_deserializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetConsumerStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -57,6 +62,14 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetConsumerStatus(self, request, context):
+        """Tells operators what this instance's consumer is doing: its partitions with
+        their committed offsets and lag, and what it has done with the events it read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -64,6 +77,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetAccount,
                     request_deserializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetAccountRequest.FromString,
                     response_serializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetAccountResponse.SerializeToString,
+            ),
+            'GetConsumerStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsumerStatus,
+                    request_deserializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetConsumerStatusRequest.FromString,
+                    response_serializer=herald_dot_auth_dot_v1_dot_auth__pb2.GetConsumerStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -95,6 +113,33 @@ class AuthService:
             '/herald.auth.v1.AuthService/GetAccount',
             herald_dot_auth_dot_v1_dot_auth__pb2.GetAccountRequest.SerializeToString,
             herald_dot_auth_dot_v1_dot_auth__pb2.GetAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsumerStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.auth.v1.AuthService/GetConsumerStatus',
+            herald_dot_auth_dot_v1_dot_auth__pb2.GetConsumerStatusRequest.SerializeToString,
+            herald_dot_auth_dot_v1_dot_auth__pb2.GetConsumerStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,10 @@ class AuthServiceStub:
     empty, NOT_FOUND when no event for that user has been applied yet (accounts
     appear shortly after CreateUser returns, not at the same instant).
     """
+    GetConsumerStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetConsumerStatusRequest, _auth_pb2.GetConsumerStatusResponse]
+    """Tells operators what this instance's consumer is doing: its partitions with
+    their committed offsets and lag, and what it has done with the events it read.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -52,6 +56,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Returns the account of one user. Errors: INVALID_ARGUMENT when user_id is
     empty, NOT_FOUND when no event for that user has been applied yet (accounts
     appear shortly after CreateUser returns, not at the same instant).
+    """
+    GetConsumerStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetConsumerStatusRequest, _auth_pb2.GetConsumerStatusResponse]  # type: ignore[assignment]
+    """Tells operators what this instance's consumer is doing: its partitions with
+    their committed offsets and lag, and what it has done with the events it read.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -68,6 +76,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Returns the account of one user. Errors: INVALID_ARGUMENT when user_id is
         empty, NOT_FOUND when no event for that user has been applied yet (accounts
         appear shortly after CreateUser returns, not at the same instant).
+        """
+
+    @_abc_1.abstractmethod
+    def GetConsumerStatus(
+        self,
+        request: _auth_pb2.GetConsumerStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.GetConsumerStatusResponse, _abc.Awaitable[_auth_pb2.GetConsumerStatusResponse]]:
+        """Tells operators what this instance's consumer is doing: its partitions with
+        their committed offsets and lag, and what it has done with the events it read.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,7 +22,7 @@ SERVICE_PROTOS := protos/herald/users/v1/users.proto protos/herald/auth/v1/auth.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install kafka-jars tools protos check-protos lint format test test-unit bench-users \
+.PHONY: help install kafka-jars tools protos check-protos lint format test test-unit bench-quick \
         test-integration test-e2e run kafka-start kafka-stop clean
 
 help: ## List the targets.
@@ -111,5 +111,6 @@ kafka-stop: install ## Stop the local broker.
 clean: ## Remove the run folder and caches (keeps .venv, jars and tools).
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
 
-bench-users: install kafka-jars ## Quick users_svc figures: CreateUser p50/p99 and RPS, outbox drain rate.
+bench-quick: install kafka-jars ## Quick figures: CreateUser p50/p99 and RPS, outbox drain, auth apply rate.
 	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.users_quick
+	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.auth_quick

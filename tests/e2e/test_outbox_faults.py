@@ -1,6 +1,7 @@
-"""Faults around the outbox: Kafka down while users call, and users_svc killed mid-load.
+"""Faults around the services: Kafka down while users call, users_svc killed mid-load, and
+auth_svc's health while its cluster goes away and comes back.
 
-Both run a real users_svc process; neither may lose an event whose call returned OK.
+They run real service processes; none may lose an event whose call returned OK.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from google.protobuf import field_mask_pb2
 
 from herald.cloudevents import header_values
+from herald.grpc_client import NOT_SERVING, SERVING, health_status
 from herald.localkafka import LocalKafka
 from herald.topics import EVENTS_TOPIC, ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
@@ -160,3 +162,25 @@ def test_a_killed_users_svc_loses_no_acknowledged_event(
             assert set(seen[user_id]) == {event_id(user_id, 1)}
     finally:
         assert users.terminate() == 0, users.log_text()
+
+
+def test_auth_health_follows_the_cluster(own_cluster: LocalKafka, tmp_path: Path) -> None:
+    auth = ServiceProcess(
+        "auth_svc",
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": own_cluster.bootstrap_servers,
+            "AUTH_DATA_DIR": str(tmp_path / "auth"),
+            "AUTH_CONSUMER_GROUP": unique("health"),
+        },
+        tmp_path / "auth_svc.log",
+    )
+    auth.start()
+    try:
+        own_cluster.stop_node(1)
+        eventually(lambda: health_status(auth.target) == NOT_SERVING or None, timeout_s=30)
+        own_cluster.start_node(1)
+        eventually(lambda: health_status(auth.target) == SERVING or None, timeout_s=60)
+    finally:
+        assert auth.terminate() == 0, auth.log_text()
+        if not own_cluster.is_running(1):
+            own_cluster.start_node(1)

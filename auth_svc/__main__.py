@@ -23,7 +23,7 @@ from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.grpc_server import create_server
 from herald.kafka_config import consumer_config, producer_config
 from herald.lifecycle import configure_logging, shutdown_event
-from herald.producer import KafkaBatchSender, producer
+from herald.producer import KafkaBatchSender
 
 logger = logging.getLogger("auth_svc")
 
@@ -37,12 +37,10 @@ def main() -> int:
     stopping = shutdown_event()
     store = SqliteAccountStore(settings.database_path)
     dead_letters = KafkaBatchSender(
-        producer(
-            producer_config(
-                settings.kafka_bootstrap_servers,
-                client_id="auth-svc-dlq",
-                **{"message.timeout.ms": DLQ_SEND_TIMEOUT_S * 1000},
-            )
+        producer_config(
+            settings.kafka_bootstrap_servers,
+            client_id="auth-svc-dlq",
+            **{"message.timeout.ms": DLQ_SEND_TIMEOUT_S * 1000},
         ),
         wait_s=DLQ_SEND_TIMEOUT_S + 5,
     )
@@ -84,6 +82,10 @@ def main() -> int:
         except Exception:
             logger.exception("consumer stopped on an error; shutting down")
             failed.set()
+        finally:
+            if not stopping.is_set():
+                # The loop ended without being asked to: serving without it would be a lie.
+                failed.set()
             stopping.set()
 
     server.start(serving=False)

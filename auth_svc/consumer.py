@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -27,6 +27,10 @@ from herald.producer import Record
 from herald.sqlite import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
+
+# Event ids are remembered twice as long as the events topic keeps events (7 days), so any
+# redelivery Kafka can still make is recognised; older ids only take space.
+INBOX_RETENTION = timedelta(days=14)
 
 
 class PoisonRecordError(ValueError):
@@ -125,6 +129,8 @@ class EventConsumer:
         self._lock = threading.Lock()
         self._status = ConsumerStatus(group_id=group_id)
         self._next_status = 0.0
+        self._last_poll = time.monotonic()
+        self._next_prune = 0.0
 
     # --- the loop ---
 
@@ -139,8 +145,10 @@ class EventConsumer:
         try:
             while not stopping.is_set():
                 message = self._consumer.poll(0.5)
+                self._last_poll = time.monotonic()
                 self._refresh_status_when_due()
                 if message is None:
+                    self._prune_inbox_when_due()
                     continue
                 error = message.error()
                 if error is not None:
@@ -265,14 +273,30 @@ class EventConsumer:
                 retries=c.retries,
             )
 
-    def healthy(self, lag_grace_s: float) -> bool:
-        """Connected, and not lagging past the limit for longer than the grace."""
+    def healthy(self, lag_grace_s: float, stall_limit_s: float = 60.0) -> bool:
+        """Connected, polling, and not lagging past the limit for longer than the grace.
+
+        A loop stuck on one record (a dead letter that cannot be written) stops polling, and
+        its status would look frozen but fine: the time since the last poll catches that.
+        """
         status = self.status()
+        now = time.monotonic()
         lagging_too_long = (
-            status.lagging_since is not None
-            and time.monotonic() - status.lagging_since > lag_grace_s
+            status.lagging_since is not None and now - status.lagging_since > lag_grace_s
         )
-        return status.connected and not lagging_too_long
+        stalled = now - self._last_poll > stall_limit_s
+        return status.connected and not lagging_too_long and not stalled
+
+    def _prune_inbox_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
+        try:
+            pruned = self._store.prune_inbox(self._clock() - INBOX_RETENTION)
+        except StoreUnavailableError:
+            return
+        if pruned:
+            logger.info("pruned %d event ids from the inbox", pruned)
 
     def _refresh_status_when_due(self) -> None:
         if time.monotonic() < self._next_status:

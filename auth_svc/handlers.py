@@ -37,11 +37,15 @@ def _account(
 ) -> Account:
     if not event.event_id or not event.user_id:
         raise InvalidEventError("event without event_id or user_id")
+    try:
+        create_time = event.create_time.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:  # seconds or nanos out of Timestamp's range
+        raise InvalidEventError(f"invalid create_time: {error}") from error
     return Account(
         user_id=event.user_id,
         name=event.name,
         email=event.email,
-        create_time=event.create_time.ToDatetime(tzinfo=UTC),
+        create_time=create_time,
         version=version,
         last_event_id=event.event_id,
         update_time=now,

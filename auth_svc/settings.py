@@ -46,7 +46,7 @@ class Settings:
             dlq_topic=env.get("HERALD_DLQ_TOPIC", d.dlq_topic),
             consumer_group=env.get("AUTH_CONSUMER_GROUP", d.consumer_group),
             data_dir=Path(env.get("AUTH_DATA_DIR", str(d.data_dir))),
-            retry_attempts=int(env.get("AUTH_RETRY_ATTEMPTS", d.retry_attempts)),
+            retry_attempts=max(1, int(env.get("AUTH_RETRY_ATTEMPTS", d.retry_attempts))),
             retry_backoff_s=float(env.get("AUTH_RETRY_BACKOFF_S", d.retry_backoff_s)),
             max_lag=int(env.get("AUTH_MAX_LAG", d.max_lag)),
             lag_grace_s=float(env.get("AUTH_LAG_GRACE_S", d.lag_grace_s)),

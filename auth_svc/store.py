@@ -66,6 +66,14 @@ class SqliteAccountStore:
         with self._db.read() as connection:
             return int(connection.execute("SELECT count(*) FROM processed_events").fetchone()[0])
 
+    def prune_inbox(self, processed_before: datetime) -> int:
+        with self._db.write() as connection:
+            cursor = connection.execute(
+                "DELETE FROM processed_events WHERE processed_at_us < ?",
+                (to_micros(processed_before),),
+            )
+            return cursor.rowcount
+
     def ping(self) -> None:
         self._db.ping()
 

@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from herald.cloudevents import header_pairs, header_values
 from herald.kafka_config import producer_config
-from herald.producer import KafkaBatchSender, Record, producer
+from herald.producer import KafkaBatchSender, Record
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ def replay(
             "bootstrap.servers": bootstrap_servers,
             "group.id": group_id,
             "enable.auto.commit": False,
+            # If retention has deleted records past the group's position, start at the oldest.
+            "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
         }
     )
@@ -44,10 +46,8 @@ def replay(
         records = [_original(message, to_topic) for message in messages]
         if records:
             sender = KafkaBatchSender(
-                producer(
-                    producer_config(
-                        bootstrap_servers, "herald-dlq-replay", **{"message.timeout.ms": 10_000}
-                    )
+                producer_config(
+                    bootstrap_servers, "herald-dlq-replay", **{"message.timeout.ms": 10_000}
                 ),
                 wait_s=15,
             )
@@ -68,12 +68,14 @@ def _read_new(
     metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
     partitions = [TopicPartition(topic, p) for p in metadata.partitions]
     committed = consumer.committed(partitions, timeout=timeout_s)
-    starts = {tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING for tp in committed}
-    ends = {
-        tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in partitions
+    watermarks = {
+        tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s) for tp in partitions
     }
+    ends = {p: high for p, (_low, high) in watermarks.items()}
+    starts = {tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING for tp in committed}
     consumer.assign([TopicPartition(topic, p, starts[p]) for p in starts])
-    positions = {p: max(offset, 0) for p, offset in starts.items()}
+    # Records below the low watermark are gone (retention); reading starts at what is left.
+    positions = {p: max(offset, watermarks[p][0], 0) for p, offset in starts.items()}
     messages: list[Message] = []
     deadline = time.monotonic() + timeout_s
     while any(positions[p] < ends[p] for p in ends):

@@ -153,7 +153,8 @@ class LocalKafka:
         """
         running = {node_id: pid for node_id, pid in self.status().items() if pid is not None}
         for pid in running.values():
-            os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it exited on its own meanwhile
+                os.kill(pid, signal.SIGTERM)
         quorum = len(self.nodes) // 2 + 1
         deadline = time.monotonic() + grace_s
         while running and time.monotonic() < deadline:
@@ -222,7 +223,8 @@ class LocalKafka:
         pid = self._running_pid(self.node(node_id))
         if pid is None:
             return
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         if not self._wait_exit(node_id, pid, grace_s):
             logger.warning("node %d ignored SIGTERM for %.0f s; killing it", node_id, grace_s)
             self.kill_node(node_id)
@@ -232,7 +234,8 @@ class LocalKafka:
         pid = self._running_pid(self.node(node_id))
         if pid is None:
             return
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         self._wait_exit(node_id, pid, 10.0)
 
     def is_running(self, node_id: int) -> bool:

@@ -30,14 +30,33 @@ class KafkaBatchSender:
     The producer's `message.timeout.ms` must be shorter than `wait_s`: then each record has
     failed or been acknowledged when `send` returns, and nothing of the batch is left in the
     queue to race a retry of the records that failed.
+
+    When librdkafka reports a fatal error (the idempotence guarantees can no longer be kept),
+    the producer is unusable: the next `send` replaces it with a new one, as librdkafka's
+    documentation prescribes, and the caller's retry resends what failed.
     """
 
-    def __init__(self, producer: Producer, wait_s: float) -> None:
-        self._producer = producer
+    def __init__(self, config: ClientConfig, wait_s: float) -> None:
+        self._config = config
         self._wait_s = wait_s
+        self._fatal = False
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        def on_error(error: KafkaError) -> None:
+            if error.fatal():
+                self._fatal = True
+            _log_client_error(error)
+
+        return Producer({**self._config, "error_cb": on_error})
 
     def send(self, records: Sequence[Record]) -> list[bool]:
         """True for each record the broker acknowledged, in the order given."""
+        if self._fatal:
+            logger.error("replacing the producer after a fatal error")
+            self._producer.flush(0)
+            self._fatal = False
+            self._producer = self._new_producer()
         acknowledged = [False] * len(records)
 
         def report(index: int) -> Callable[[KafkaError | None, Message], None]:
@@ -57,8 +76,10 @@ class KafkaBatchSender:
         return acknowledged
 
     def close(self, timeout_s: float = 10.0) -> int:
-        """Flush; return how many records were still undelivered."""
+        """Flush; return (and log) how many records were still undelivered."""
         left: int = self._producer.flush(timeout_s)
+        if left:
+            logger.error("closed with %d records undelivered", left)
         return left
 
     def _produce(
@@ -80,11 +101,7 @@ class KafkaBatchSender:
                 return
 
 
-def producer(config: ClientConfig) -> Producer:
-    """A producer that logs client-level errors (most are retried by librdkafka itself)."""
-    return Producer({**config, "error_cb": _log_client_error})
-
-
 def _log_client_error(error: KafkaError) -> None:
+    # Most client errors (a broker unreachable, say) are retried by librdkafka itself.
     level = logging.ERROR if error.fatal() else logging.WARNING
     logger.log(level, "kafka client: %s", error.str())

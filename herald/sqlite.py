@@ -98,7 +98,8 @@ def migrate(connection: sqlite3.Connection, migrations: Sequence[str]) -> int:
                 logger.info("applied schema migration %d", version)
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
     return len(migrations)
 
@@ -134,6 +135,7 @@ class Database:
             migrate(self._writer, migrations)
         self._write_lock = threading.Lock()
         self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -157,6 +159,8 @@ class Database:
             if reader is None:
                 reader = connect(self.path, self._busy_timeout_s)
                 self._readers.connection = reader
+                with self._write_lock:
+                    self._all_readers.append(reader)
             yield reader
 
     def ping(self) -> None:
@@ -165,4 +169,7 @@ class Database:
             pass
 
     def close(self) -> None:
-        self._writer.close()
+        with self._write_lock:
+            for reader in self._all_readers:
+                reader.close()
+            self._writer.close()

@@ -16,7 +16,7 @@ import grpc
 from herald.grpc_server import create_server
 from herald.kafka_config import producer_config
 from herald.lifecycle import configure_logging, shutdown_event
-from herald.producer import KafkaBatchSender, producer
+from herald.producer import KafkaBatchSender
 from herald.sqlite import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.events import EventRecords
@@ -35,13 +35,11 @@ def main() -> int:
     stopping = shutdown_event()
     store = SqliteUserStore(settings.database_path)
     sender = KafkaBatchSender(
-        producer(
-            producer_config(
-                settings.kafka_bootstrap_servers,
-                client_id="users-svc-relay",
-                # Every record of a batch fails or succeeds before the relay's wait ends.
-                **{"message.timeout.ms": int(settings.relay_timeout_s * 1000)},
-            )
+        producer_config(
+            settings.kafka_bootstrap_servers,
+            client_id="users-svc-relay",
+            # Every record of a batch fails or succeeds before the relay's wait ends.
+            **{"message.timeout.ms": int(settings.relay_timeout_s * 1000)},
         ),
         wait_s=settings.relay_timeout_s + 5,
     )
@@ -72,14 +70,16 @@ def main() -> int:
     relay_thread.start()
     server.start()
 
-    def store_usable() -> bool:
+    def healthy() -> bool:
+        # Kafka being down is not unhealthy here: calls still succeed and the outbox keeps
+        # the events. A dead relay or an unusable store is.
         try:
             store.ping()
         except StoreUnavailableError:
             return False
-        return True
+        return relay_thread.is_alive()
 
-    server.watch(store_usable, stopping)
+    server.watch(healthy, stopping)
     logger.info(
         "users_svc ready: gRPC on port %d, store %s, relaying to %s via %s",
         server.port,

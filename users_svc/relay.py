@@ -49,7 +49,6 @@ class OutboxRelay:
         self._clock = clock
         self._wake = threading.Event()
         self._next_prune = 0.0
-        self.published = 0
 
     def wake(self) -> None:
         """Tell the relay new rows are committed; cheap, and safe from any thread."""
@@ -58,12 +57,17 @@ class OutboxRelay:
     def run(self, stopping: threading.Event, drain_s: float = 5.0) -> None:
         """Publish until `stopping` is set, then spend up to `drain_s` on what is left."""
         backoff = self._backoff_initial_s
+        complete = True
         while not stopping.is_set():
             # Cleared before looking, so a commit that lands while we publish wakes us again.
             self._wake.clear()
             try:
                 complete, sent = self.publish_once()
             except StoreUnavailableError:
+                complete, sent = False, 0
+            except Exception:
+                # Whatever it is, the rows stay in the outbox: log, back off, try again.
+                logger.exception("outbox relay: unexpected error")
                 complete, sent = False, 0
             if not complete:
                 logger.warning("outbox relay: delivery incomplete; retrying in %.1f s", backoff)
@@ -76,7 +80,10 @@ class OutboxRelay:
                 # New rows set the event; the timeout only bounds how long a row committed
                 # by another process (or before a restart) can wait.
                 self._wake.wait(1.0)
-        self._drain(time.monotonic() + drain_s)
+        if complete:
+            # Only while Kafka answers: otherwise a drain would just wait out send timeouts
+            # past the shutdown grace. Unsent rows stay in the outbox for the next start.
+            self._drain(time.monotonic() + drain_s)
 
     def publish_once(self) -> tuple[bool, int]:
         """Publish one batch of pending rows: (every row acknowledged?, rows published)."""
@@ -87,7 +94,6 @@ class OutboxRelay:
         published = [row.seq for row, ok in zip(rows, acknowledged, strict=True) if ok]
         if published:
             self._outbox.mark_published(published, self._clock())
-            self.published += len(published)
         return len(published) == len(rows), len(published)
 
     def _drain(self, deadline: float) -> None:

@@ -18,7 +18,7 @@ from auth_svc.handlers import HANDLERS
 from auth_svc.store import SqliteAccountStore
 from herald.cloudevents import Headers, header_values
 from herald.kafka_config import consumer_config, producer_config
-from herald.producer import KafkaBatchSender, producer
+from herald.producer import KafkaBatchSender
 from herald.sqlite import StoreUnavailableError
 from herald.users.v1 import events_pb2
 from tests.support import end_offsets, eventually, read_topic, unique
@@ -63,7 +63,7 @@ def consuming(
     bootstrap: str, topic: str, dlq_topic: str, store: AccountStore, group: str | None = None
 ) -> Iterator[EventConsumer]:
     dead_letters = KafkaBatchSender(
-        producer(producer_config(bootstrap, "test-dlq", **{"message.timeout.ms": 5000})), wait_s=10
+        producer_config(bootstrap, "test-dlq", **{"message.timeout.ms": 5000}), wait_s=10
     )
     consumer = EventConsumer(
         Consumer(
@@ -115,6 +115,12 @@ def test_same_event_delivered_twice_makes_one_account(
     assert account.last_event_id == event_id("u1", 1)
 
 
+def _far_future_user() -> bytes:
+    event = events_pb2.UserCreated(event_id="e-far", user_id="u-far", version=1)
+    event.create_time.seconds = 2**62  # beyond what a Timestamp may hold
+    return event.SerializeToString()
+
+
 POISON: dict[str, tuple[bytes | None, Headers]] = {
     "undecodable": (b"\xff\x00\xff garbage", [("ce_type", USER_CREATED.encode())]),
     "truncated": (None, [("ce_type", USER_CREATED.encode())]),  # value filled in below
@@ -124,6 +130,7 @@ POISON: dict[str, tuple[bytes | None, Headers]] = {
         events_pb2.UserCreated(user_id="u-x").SerializeToString(),
         [("ce_type", USER_CREATED.encode())],
     ),
+    "bad timestamp": (_far_future_user(), [("ce_type", USER_CREATED.encode())]),
 }
 
 
@@ -135,8 +142,8 @@ def test_poison_records_go_to_the_dead_letter_topic_and_valid_ones_are_all_appli
     records = []
     for n, record in enumerate(valid):
         records.append(record)
-        if n % 20 == 10:  # five poison records spread among the valid ones
-            kind = list(POISON)[n // 20]
+        if n % 16 == 8:  # six poison records spread among the valid ones
+            kind = list(POISON)[n // 16]
             value, headers = POISON[kind]
             records.append(
                 (f"poison-{kind}".encode(), value if value is not None else truncated, headers)
@@ -146,13 +153,13 @@ def test_poison_records_go_to_the_dead_letter_topic_and_valid_ones_are_all_appli
 
     with consuming(kafka_bootstrap, topic, dlq_topic, store, group) as consumer:
         eventually(lambda: consumer.status().applied == 100 or None)
-        eventually(lambda: consumer.status().dead_lettered == 5 or None)
+        eventually(lambda: consumer.status().dead_lettered == len(POISON) or None)
         eventually(
             lambda: (consumer.status().partitions and consumer.status().total_lag == 0) or None
         )
 
     assert all(store.get(f"user-{n}") is not None for n in range(100))
-    dead = read_topic(kafka_bootstrap, dlq_topic, count=5)
+    dead = read_topic(kafka_bootstrap, dlq_topic, count=len(POISON))
     by_key = {(m.key() or b"").decode(): m for m in dead}
     assert set(by_key) == {f"poison-{kind}" for kind in POISON}
     for kind, message in by_key.items():
@@ -189,6 +196,9 @@ class FlakyStore:
 
     def get(self, user_id: str) -> Account | None:
         return self.store.get(user_id)
+
+    def prune_inbox(self, processed_before: datetime) -> int:
+        return self.store.prune_inbox(processed_before)
 
     def ping(self) -> None:
         self.store.ping()

@@ -9,7 +9,7 @@ import pytest
 
 from herald.cloudevents import header_values
 from herald.kafka_config import producer_config
-from herald.producer import KafkaBatchSender, producer
+from herald.producer import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import read_topic
 from users_svc.events import EventRecords
@@ -21,7 +21,7 @@ T0 = datetime(2026, 11, 25, tzinfo=UTC)
 @pytest.fixture
 def sender(kafka_bootstrap: str) -> Iterator[KafkaBatchSender]:
     config = producer_config(kafka_bootstrap, "test-publisher", **{"message.timeout.ms": 10000})
-    sender = KafkaBatchSender(producer(config), wait_s=15)
+    sender = KafkaBatchSender(config, wait_s=15)
     yield sender
     assert sender.close(10) == 0
 

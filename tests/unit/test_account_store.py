@@ -62,3 +62,11 @@ def test_a_locked_database_is_unavailable_and_changes_nothing(store: SqliteAccou
     finally:
         other.execute("ROLLBACK")
     assert store.apply(account(1), "created", HERE) is Outcome.APPLIED
+
+
+def test_old_event_ids_are_pruned_from_the_inbox(store: SqliteAccountStore) -> None:
+    store.apply(account(1), "created", HERE)
+    assert store.prune_inbox(datetime(2000, 1, 1, tzinfo=UTC)) == 0
+    assert store.prune_inbox(datetime(2100, 1, 1, tzinfo=UTC)) == 1
+    assert store.processed_count() == 0
+    assert store.get("u1") == account(1)  # accounts stay

@@ -70,3 +70,10 @@ def test_registry_routes_by_full_event_name() -> None:
         "herald.users.v1.UserCreated": user_created,
         "herald.users.v1.UserUpdated": user_updated,
     } == HANDLERS
+
+
+def test_a_timestamp_out_of_range_is_invalid_not_a_crash() -> None:
+    event = events_pb2.UserCreated(event_id="e1", user_id="u1", name="A", email="a@x.io", version=1)
+    event.create_time.seconds = 2**62
+    with pytest.raises(InvalidEventError):
+        user_created(event.SerializeToString(), NOW)

@@ -9,7 +9,7 @@ import pytest
 
 from herald.kafka_config import producer_config
 from herald.localkafka import free_ports
-from herald.producer import KafkaBatchSender, Record, producer
+from herald.producer import KafkaBatchSender, Record
 
 
 def record(key: bytes, value: bytes = b"v") -> Record:
@@ -21,7 +21,7 @@ def sender() -> Iterator[KafkaBatchSender]:
     # `test.mock.num.brokers` makes librdkafka start an in-process mock cluster and point
     # the client at it; topics are created on first use.
     config = producer_config("unused:1", "test", **{"test.mock.num.brokers": 1})
-    sender = KafkaBatchSender(producer(config), wait_s=10)
+    sender = KafkaBatchSender(config, wait_s=10)
     yield sender
     assert sender.close(5) == 0
 
@@ -33,9 +33,7 @@ def test_every_record_of_a_batch_is_acknowledged(sender: KafkaBatchSender) -> No
 def test_an_unreachable_broker_fails_every_record_within_the_message_timeout() -> None:
     [closed_port] = free_ports(1)
     sender = KafkaBatchSender(
-        producer(
-            producer_config(f"127.0.0.1:{closed_port}", "test", **{"message.timeout.ms": 300})
-        ),
+        producer_config(f"127.0.0.1:{closed_port}", "test", **{"message.timeout.ms": 300}),
         wait_s=5,
     )
     began = time.monotonic()

@@ -12,8 +12,10 @@ from confluent_kafka import KafkaException
 
 from herald.devstack import run_stack
 from herald.dlq import replay
+from herald.lifecycle import shutdown_event
 from herald.localkafka import KafkaLaunchError, LocalKafka
-from herald.topics import DLQ_TOPIC, ensure_topics
+from herald.tail import tail
+from herald.topics import DLQ_TOPIC, EVENTS_TOPIC, ensure_topics
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
@@ -23,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args))
-    except (KafkaLaunchError, KafkaException, TimeoutError) as error:
+    except KafkaException as error:
+        print(f"herald: cannot talk to Kafka: {error.args[0].str()}", file=sys.stderr)
+        return 1
+    except (KafkaLaunchError, TimeoutError, ValueError) as error:
         print(f"herald: {error}", file=sys.stderr)
         return 1
 
@@ -54,7 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     topics_commands = topics.add_subparsers(required=True, metavar="ACTION")
     ensure = topics_commands.add_parser("ensure", help="create missing topics (idempotent)")
     ensure.add_argument("--bootstrap-servers", default=_env_bootstrap())
+    ensure.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for Kafka")
     ensure.set_defaults(handler=_topics_ensure)
+
+    events = commands.add_parser("events", help="the events on Herald's topics")
+    events_commands = events.add_subparsers(required=True, metavar="ACTION")
+    tail = events_commands.add_parser(
+        "tail", help="print records as JSON lines, protobuf payloads decoded by ce_type"
+    )
+    tail.add_argument("--bootstrap-servers", default=_env_bootstrap())
+    tail.add_argument("--topic", default=EVENTS_TOPIC, help=f"default {EVENTS_TOPIC}")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    tail.add_argument("--follow", action="store_true", help="keep printing new records")
+    tail.set_defaults(handler=_events_tail)
 
     dlq = commands.add_parser("dlq", help="the dead-letter topic")
     dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
@@ -165,8 +182,22 @@ def _kafka_status(args: argparse.Namespace) -> int:
 
 
 def _topics_ensure(args: argparse.Namespace) -> int:
-    created = ensure_topics(args.bootstrap_servers)
+    created = ensure_topics(args.bootstrap_servers, timeout_s=args.timeout)
     print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def _events_tail(args: argparse.Namespace) -> int:
+    # Ctrl-C (or SIGTERM) ends --follow cleanly; a plain tail ends at the end of the topic.
+    stopping = shutdown_event() if args.follow else None
+    tail(
+        args.bootstrap_servers,
+        args.topic,
+        sys.stdout,
+        from_beginning=args.from_beginning,
+        follow=args.follow,
+        stopping=stopping,
+    )
     return 0
 
 

@@ -23,7 +23,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: help install kafka-jars tools protos check-protos lint format test test-unit bench-quick \
-        test-integration test-e2e run kafka-start kafka-stop clean
+        test-integration test-e2e run run-cluster kafka-start kafka-stop clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -101,6 +101,9 @@ test-e2e: install kafka-jars tools ## End-to-end tests: both services as process
 
 run: install kafka-jars tools ## Start a local broker and both services; Ctrl-C stops all.
 	KAFKA_LIBS=$(KAFKA_LIBS) GRPCURL=$(BIN)/grpcurl $(HERALD) up
+
+run-cluster: install kafka-jars tools ## Like `make run`, on a local 3-broker cluster (RF 3, min.insync.replicas 2).
+	KAFKA_LIBS=$(KAFKA_LIBS) GRPCURL=$(BIN)/grpcurl HERALD_RUN_DIR=.run/cluster $(HERALD) up --nodes 3
 
 kafka-start: install kafka-jars ## Start the local broker in the background (see `herald kafka --help`).
 	KAFKA_LIBS=$(KAFKA_LIBS) $(HERALD) kafka start

@@ -75,11 +75,12 @@ check-protos: install ## Fail when herald/'s generated code does not match proto
 
 ## --- quality ---
 
-lint: install ## ruff, mypy (strict) and buf lint.
+lint: install ## ruff, mypy (strict), buf lint, and the contract gate (buf breaking).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	cd protos && ../$(VENV)/bin/buf lint
+	BUF=$(CURDIR)/$(VENV)/bin/buf scripts/proto-breaking
 
 format: install ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix .

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 from confluent_kafka import KafkaException
+from grpc_health.v1.health_pb2 import HealthCheckResponse
 
 from herald.devstack import run_stack
 from herald.dlq import replay
+from herald.grpc_client import SERVING, health_status
 from herald.lifecycle import shutdown_event
 from herald.localkafka import KafkaLaunchError, LocalKafka
 from herald.tail import tail
@@ -82,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--topic", default=DLQ_TOPIC, help=f"dead-letter topic ({DLQ_TOPIC})")
     replay.add_argument("--to", help="send to this topic instead of each record's origin")
     replay.set_defaults(handler=_dlq_replay)
+
+    health = commands.add_parser(
+        "health", help="exit 0 if a server's gRPC health says SERVING (for container checks)"
+    )
+    health.add_argument("address", help="host:port of the server")
+    health.add_argument("--service", default="", help="a service name; default: the server")
+    health.set_defaults(handler=_health)
 
     up = commands.add_parser("up", help="a local Kafka plus both services; Ctrl-C stops all")
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
@@ -205,6 +214,15 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     count = replay(args.bootstrap_servers, args.topic, to_topic=args.to)
     print(f"replayed {count} record(s) from {args.topic}")
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    status = health_status(args.address, args.service, timeout_s=3.0)
+    if status == SERVING:
+        print("SERVING")
+        return 0
+    print("no answer" if status is None else HealthCheckResponse.ServingStatus.Name(status))
+    return 1
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -271,7 +271,8 @@ class LocalKafka:
         if shutil.which("java") is None:
             raise KafkaLaunchError("java is not on PATH; Kafka needs Java 17 or newer")
 
-    def _properties(self, node: Node) -> str:
+    def broker_settings(self, node: Node) -> dict[str, str]:
+        """The server.properties of one node (docker-compose.yml mirrors them; a test checks)."""
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         cluster = len(self.nodes)
         replicas = 3 if cluster == 3 else 1
@@ -307,13 +308,15 @@ class LocalKafka:
             "num.network.threads": 2,
             "num.io.threads": 4,
         }
-        return "".join(f"{key}={value}\n" for key, value in settings.items())
+        return {key: str(value) for key, value in settings.items()}
 
     def _format(self, node: Node) -> None:
         node_dir = self._node_dir(node.node_id)
         node_dir.mkdir(parents=True, exist_ok=True)
         config = node_dir / "server.properties"
-        config.write_text(self._properties(node))
+        config.write_text(
+            "".join(f"{key}={value}\n" for key, value in self.broker_settings(node).items())
+        )
         if (node_dir / "data" / "meta.properties").exists():
             return
         result = subprocess.run(

@@ -61,3 +61,13 @@ def test_an_unreachable_kafka_is_a_clear_error(capsys: pytest.CaptureFixture[str
         == 1
     )
     assert "cannot talk to Kafka" in capsys.readouterr().err
+
+
+def test_health_command_exits_zero_for_a_serving_server(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["health", stack.users]) == 0
+    assert main(["health", stack.auth, "--service", "herald.auth.v1.AuthService"]) == 0
+    [closed] = free_ports(1)
+    assert main(["health", f"127.0.0.1:{closed}"]) == 1
+    assert capsys.readouterr().out.split() == ["SERVING", "SERVING", "no", "answer"]

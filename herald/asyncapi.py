@@ -65,7 +65,9 @@ def document(events_proto: str) -> dict[str, Any]:
             "local": {
                 "host": "127.0.0.1:19092",
                 "protocol": "kafka",
-                "description": "`make run`, `make run-cluster` or docker compose (also :29092, :39092).",
+                "description": (
+                    "`make run`, `make run-cluster` or docker compose (also :29092, :39092)."
+                ),
             }
         },
         "channels": {

@@ -13,6 +13,7 @@ from google.protobuf import field_mask_pb2
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.topics import EVENTS_TOPIC
 from herald.users.v1 import users_pb2, users_pb2_grpc
+from tests.conftest import REPO
 from tests.e2e.conftest import Stack
 from tests.support import end_offsets, eventually, unique
 
@@ -146,3 +147,26 @@ def test_reflection_lists_and_describes_both_services(stack: Stack, grpcurl: str
     assert "Returns the account of one user" in run_grpcurl(
         grpcurl, stack.auth, "describe", "herald.auth.v1.AuthService"
     )
+
+
+def test_grpcurl_works_without_reflection_from_the_committed_descriptor_set(
+    stack: Stack, grpcurl: str
+) -> None:
+    protoset = str(REPO / "herald" / "descriptors.binpb")
+    described = run_grpcurl(
+        grpcurl, "-protoset", protoset, "describe", "herald.users.v1.UserService"
+    )
+    assert "Creates a user" in described
+    body = json.dumps({"name": "Protoset", "email": f"{unique('ps')}@example.com"})
+    created = json.loads(
+        run_grpcurl(
+            grpcurl,
+            "-protoset",
+            protoset,
+            "-d",
+            body,
+            stack.users,
+            "herald.users.v1.UserService/CreateUser",
+        )
+    )["user"]
+    assert created["name"] == "Protoset"

@@ -10,8 +10,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.processes import ServiceProcess
+from tests.e2e.processes import STARTED, ServiceProcess
 from tests.support import unique
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Kill what a test started and did not stop (it failed half-way, say)."""
+    before = len(STARTED)
+    yield
+    for service in STARTED[before:]:
+        service.kill_if_running()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -12,6 +13,10 @@ from pathlib import Path
 from herald.grpc_client import wait_until_serving
 from herald.localkafka import free_ports
 from tests.conftest import REPO
+
+# Every process started here, so none outlives the run: a test that fails half-way would
+# otherwise leave its services running (and holding ports) after pytest exits.
+STARTED: list[ServiceProcess] = []
 
 
 @dataclass
@@ -38,6 +43,7 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        STARTED.append(self)
         try:
             wait_until_serving(self.target, timeout_s=timeout_s)
         except TimeoutError:
@@ -55,5 +61,15 @@ class ServiceProcess:
         self.process.kill()
         self.process.wait(10)
 
+    def kill_if_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for service in STARTED:
+        service.kill_if_running()

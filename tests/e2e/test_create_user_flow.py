@@ -170,3 +170,24 @@ def test_grpcurl_works_without_reflection_from_the_committed_descriptor_set(
         )
     )["user"]
     assert created["name"] == "Protoset"
+
+
+def test_the_readme_update_example_works_with_grpcurl(stack: Stack, grpcurl: str) -> None:
+    """The README's UpdateUser line, with the id filled in: a field mask as {"paths": [...]}."""
+    body = json.dumps({"name": "Ada Lovelace", "email": f"{unique('rd')}@example.com"})
+    created = json.loads(
+        run_grpcurl(grpcurl, "-d", body, stack.users, "herald.users.v1.UserService/CreateUser")
+    )["user"]
+    readme = (REPO / "README.md").read_text()
+    [template] = [
+        line
+        for line in readme.splitlines()
+        if "UserService/UpdateUser" in line or '"update_mask"' in line
+    ][:1]
+    request = template[template.index("'") + 1 : template.rindex("'")].replace(
+        "4f2505c8-…", created["id"]
+    )
+    updated = json.loads(
+        run_grpcurl(grpcurl, "-d", request, stack.users, "herald.users.v1.UserService/UpdateUser")
+    )["user"]
+    assert updated["name"] == "Ada King"

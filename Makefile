@@ -23,7 +23,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: help install kafka-jars tools protos check-protos lint format test test-unit bench-quick \
-        test-integration test-e2e run run-cluster kafka-start kafka-stop clean
+        test-integration test-e2e test-reliability run run-cluster kafka-start kafka-stop clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ test-integration: install kafka-jars ## Integration tests against a real broker.
 
 test-e2e: install kafka-jars tools ## End-to-end tests: both services as processes.
 	KAFKA_LIBS=$(KAFKA_LIBS) PATH="$(BIN):$$PATH" $(VENV)/bin/pytest tests/e2e
+
+test-reliability: install kafka-jars ## Fault scenarios with a whole-history check; writes reliability/results/.
+	KAFKA_LIBS=$(KAFKA_LIBS) $(VENV)/bin/pytest tests/reliability -o timeout=600
 
 ## --- running it ---
 

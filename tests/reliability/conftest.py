@@ -1,0 +1,72 @@
+"""The reliability suite: one shared broker, results gathered into a report at the end.
+
+`make test-reliability` runs it; the report goes to reliability/results/latest.json and
+latest.md (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from herald.localkafka import LocalKafka
+from tests.conftest import REPO, kafka_libs
+from tests.reliability.harness import Result
+
+RESULTS: list[Result] = []
+ORDER = (
+    "baseline",
+    "kafka_down",
+    "broker_kill",
+    "leader_kill_3node",
+    "too_few_replicas",
+    "service_kill_rebalance",
+    "poison_records",
+    "hostile_grpc",
+)
+COLUMNS = (
+    "name",
+    "acknowledged",
+    "published",
+    "applied",
+    "lost",
+    "applied_twice",
+    "state_mismatch",
+    "dead_lettered",
+    "recovery_s",
+    "wall_s",
+)
+
+
+@pytest.fixture(scope="session")
+def single_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A one-node cluster the single-node scenarios share (and stop, kill and restart)."""
+    cluster = LocalKafka.on_free_ports(
+        libs_dir=kafka_libs(), run_dir=tmp_path_factory.mktemp("kafka-1"), node_count=1
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def report() -> Callable[[Result], None]:
+    return RESULTS.append
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RESULTS:
+        return
+    folder = REPO / "reliability" / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(RESULTS, key=lambda r: ORDER.index(r.name) if r.name in ORDER else len(ORDER))
+    rows = [result.as_dict() for result in ordered]
+    (folder / "latest.json").write_text(json.dumps({"scenarios": rows}, indent=2) + "\n")
+    table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    table += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
+    (folder / "latest.md").write_text("\n".join(table) + "\n")
+    print("\n" + "\n".join(table))

@@ -1,0 +1,158 @@
+"""Hostile gRPC input against both running services: clear statuses, no crash, no partial user,
+bounded memory."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from herald.auth.v1 import auth_pb2, auth_pb2_grpc
+from herald.grpc_client import SERVING, health_status
+from herald.localkafka import LocalKafka
+from herald.users.v1 import users_pb2, users_pb2_grpc
+from tests.reliability.harness import Result, Stack, check
+
+Report = Callable[[Result], None]
+CLEAR = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def code_of(call: Callable[[], object]) -> grpc.StatusCode:
+    try:
+        call()
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
+    began = time.monotonic()
+    stack = Stack(single_node.bootstrap_servers, tmp_path)
+    stack.start()
+    codes: list[grpc.StatusCode] = []
+    try:
+        assert stack.users is not None
+        assert stack.auth is not None
+        assert stack.users.process is not None
+        users_rss_before = rss_mb(stack.users.process.pid)
+        with (
+            grpc.insecure_channel(stack.users.target) as users_channel,
+            grpc.insecure_channel(stack.auth.target) as auth_channel,
+        ):
+            users = users_pb2_grpc.UserServiceStub(users_channel)
+            auth = auth_pb2_grpc.AuthServiceStub(auth_channel)
+
+            # Hand-picked: over the size limit, absurd lengths, invalid UTF-8 on the wire.
+            huge = "x" * (2 * 1024 * 1024)
+            assert (
+                code_of(
+                    lambda: users.CreateUser(
+                        users_pb2.CreateUserRequest(name=huge, email="a@b.io"), timeout=10
+                    )
+                )
+                == grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
+            assert (
+                code_of(
+                    lambda: users.CreateUser(
+                        users_pb2.CreateUserRequest(name="n" * 100_000, email="a@b.io"), timeout=10
+                    )
+                )
+                == grpc.StatusCode.INVALID_ARGUMENT
+            )
+            assert (
+                code_of(
+                    lambda: auth.GetAccount(auth_pb2.GetAccountRequest(user_id=huge), timeout=10)
+                )
+                == grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
+            raw = users_channel.unary_unary(
+                "/herald.users.v1.UserService/CreateUser",
+                request_serializer=lambda body: body,
+                response_deserializer=lambda body: body,
+            )
+            assert code_of(lambda: raw(b"\x0a\x03\xff\xfe\xfd\x12\x06a@b.io", timeout=10)) in {
+                grpc.StatusCode.INTERNAL,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            }
+
+            # Property-based: arbitrary text into every field of every RPC.
+            @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+            @given(st.text(), st.text(), st.text(max_size=40), st.lists(st.text(max_size=10)))
+            def arbitrary(name: str, email: str, other: str, paths: list[str]) -> None:
+                codes.append(
+                    code_of(
+                        lambda: users.CreateUser(
+                            users_pb2.CreateUserRequest(name=name, email=email, request_id=other),
+                            timeout=10,
+                        )
+                    )
+                )
+                codes.append(
+                    code_of(lambda: users.GetUser(users_pb2.GetUserRequest(id=other), timeout=10))
+                )
+                codes.append(
+                    code_of(
+                        lambda: users.UpdateUser(
+                            users_pb2.UpdateUserRequest(
+                                user=users_pb2.User(id=other, name=name, email=email)
+                            ),
+                            timeout=10,
+                        )
+                    )
+                )
+                codes.append(
+                    code_of(
+                        lambda: auth.GetAccount(
+                            auth_pb2.GetAccountRequest(user_id=other), timeout=10
+                        )
+                    )
+                )
+
+            arbitrary()
+
+            # Many concurrent calls, past the server's limit of 128 in progress.
+            futures = [
+                users.CreateUser.future(
+                    users_pb2.CreateUserRequest(
+                        name="Crowd", email=f"{uuid.uuid4().hex}@example.com"
+                    ),
+                    timeout=30,
+                )
+                for _ in range(600)
+            ]
+            for future in futures:
+                codes.append(code_of(future.result))
+
+        assert set(codes) <= CLEAR, set(codes) - CLEAR
+        # Nobody crashed, both still serve, and memory stayed bounded.
+        assert stack.users.process.poll() is None
+        assert health_status(stack.users.target) == SERVING
+        assert health_status(stack.auth.target) == SERVING
+        users_rss_after = rss_mb(stack.users.process.pid)
+        assert users_rss_after < users_rss_before + 150, (users_rss_before, users_rss_after)
+        # No partial user: every stored user has its event applied in auth (the check below).
+        result = check(stack, Result("hostile_grpc", acknowledged=codes.count(grpc.StatusCode.OK)))
+    finally:
+        stack.stop()
+    result.wall_s = round(time.monotonic() - began, 1)
+    report(result)
+    assert (result.lost, result.applied_twice, result.state_mismatch) == (0, 0, 0), result

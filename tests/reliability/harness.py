@@ -7,6 +7,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -240,3 +242,55 @@ def _mismatches(users_db: Path, auth_db: Path) -> list[str]:
             for row in auth.execute("SELECT user_id, name, email, version FROM accounts")
         }
     return [user_id for user_id, state in truth.items() if seen.get(user_id) != state]
+
+
+@dataclass
+class Run:
+    """What a scenario's body hands back: its load, and when its fault ended."""
+
+    stack: Stack
+    load: Load | None = None
+    acknowledged: int | None = None  # when the calls were counted without a Load
+    fault_ended: float | None = None
+    result: Result | None = None
+
+    def stream(self, pause_s: float = 0.01) -> Load:
+        """A steady stream of creates and renames, about 4 x 100 calls/s, until stopped."""
+        assert self.stack.users is not None
+        self.load = Load(
+            self.stack.users.target,
+            workers=4,
+            users_per_worker=10**6,
+            updates_per_user=4,
+            pause_s=pause_s,
+        ).start()
+        return self.load
+
+    def end_of_fault(self) -> None:
+        self.fault_ended = time.monotonic()
+
+
+@contextmanager
+def scenario(
+    name: str, bootstrap: str, folder: Path, report: Callable[[Result], None]
+) -> Iterator[Run]:
+    """Start a stack, run the body, check the whole history, report, and require that nothing
+    was lost, applied twice or left different."""
+    began = time.monotonic()
+    run = Run(Stack(bootstrap, folder))
+    run.stack.start()
+    try:
+        yield run
+        acknowledged = run.acknowledged if run.acknowledged is not None else 0
+        if run.load is not None:
+            run.load.stop()
+            acknowledged = run.load.acknowledged
+        result = check(run.stack, Result(name, acknowledged=acknowledged))
+        if run.fault_ended is not None:
+            result.recovery_s = round(time.monotonic() - run.fault_ended, 2)
+    finally:
+        run.stack.stop()
+    result.wall_s = round(time.monotonic() - began, 1)
+    run.result = result
+    report(result)
+    assert (result.lost, result.applied_twice, result.state_mismatch) == (0, 0, 0), result

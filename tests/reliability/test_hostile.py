@@ -3,7 +3,6 @@ bounded memory."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.grpc_client import SERVING, health_status
 from herald.localkafka import LocalKafka
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from tests.reliability.harness import Result, Stack, check
+from tests.reliability.harness import Result, scenario
 
 Report = Callable[[Result], None]
 CLEAR = {
@@ -44,11 +43,9 @@ def code_of(call: Callable[[], object]) -> grpc.StatusCode:
 
 
 def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
-    began = time.monotonic()
-    stack = Stack(single_node.bootstrap_servers, tmp_path)
-    stack.start()
     codes: list[grpc.StatusCode] = []
-    try:
+    with scenario("hostile_grpc", single_node.bootstrap_servers, tmp_path, report) as run:
+        stack = run.stack
         assert stack.users is not None
         assert stack.auth is not None
         assert stack.users.process is not None
@@ -149,10 +146,6 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
         assert health_status(stack.auth.target) == SERVING
         users_rss_after = rss_mb(stack.users.process.pid)
         assert users_rss_after < users_rss_before + 150, (users_rss_before, users_rss_after)
-        # No partial user: every stored user has its event applied in auth (the check below).
-        result = check(stack, Result("hostile_grpc", acknowledged=codes.count(grpc.StatusCode.OK)))
-    finally:
-        stack.stop()
-    result.wall_s = round(time.monotonic() - began, 1)
-    report(result)
-    assert (result.lost, result.applied_twice, result.state_mismatch) == (0, 0, 0), result
+        # No partial user: every stored user has its event applied in auth (the scenario's
+        # closing check).
+        run.acknowledged = codes.count(grpc.StatusCode.OK)

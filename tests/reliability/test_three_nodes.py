@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from herald.localkafka import LocalKafka
 from tests.conftest import kafka_libs
-from tests.reliability.harness import Load, Result, Stack, check
+from tests.reliability.harness import Load, Result, scenario
 
 Report = Callable[[Result], None]
 
@@ -44,55 +44,29 @@ def leader_of(cluster: LocalKafka, topic: str, partition: int = 0) -> int:
 
 def test_leader_kill_3node(three_nodes: LocalKafka, tmp_path: Path, report: Report) -> None:
     """Kafka's ReplicationTest shape: chase partition 0's leader with SIGKILL, 3 times."""
-    began = time.monotonic()
-    stack = Stack(three_nodes.bootstrap_servers, tmp_path)
-    stack.start()
-    try:
-        assert stack.users is not None
-        # A steady stream of about 4 x 50 calls/s for as long as the kills take.
-        load = Load(
-            stack.users.target, workers=4, users_per_worker=10**6, updates_per_user=4, pause_s=0.02
-        ).start()
+    with scenario("leader_kill_3node", three_nodes.bootstrap_servers, tmp_path, report) as run:
+        load = run.stream(pause_s=0.02)  # about 4 x 50 calls/s for as long as the kills take
         for _ in range(3):
             load.progress(200)
-            leader = leader_of(three_nodes, stack.topic)
+            leader = leader_of(three_nodes, run.stack.topic)
             three_nodes.kill_node(leader)
             load.progress(100)  # the others took over: the stream goes on
             three_nodes.start_node(leader)
+        run.end_of_fault()
         load.progress(200)
-        load.stop()
-        back = time.monotonic()
-        result = check(stack, Result("leader_kill_3node", acknowledged=load.acknowledged))
-        result.recovery_s = round(time.monotonic() - back, 2)
-    finally:
-        stack.stop()
-    result.wall_s = round(time.monotonic() - began, 1)
-    report(result)
-    assert (result.lost, result.applied_twice, result.state_mismatch) == (0, 0, 0), result
 
 
 def test_too_few_replicas(three_nodes: LocalKafka, tmp_path: Path, report: Report) -> None:
     """Two of three brokers down: nothing is acknowledged by Kafka falsely, the outbox holds
     the events, calls still succeed, and everything arrives after recovery."""
-    began = time.monotonic()
-    stack = Stack(three_nodes.bootstrap_servers, tmp_path)
-    stack.start()
-    try:
-        assert stack.users is not None
+    with scenario("too_few_replicas", three_nodes.bootstrap_servers, tmp_path, report) as run:
+        assert run.stack.users is not None
         three_nodes.stop_node(2)
         three_nodes.stop_node(3)
-        load = Load(stack.users.target, workers=4, users_per_worker=25, updates_per_user=3).start()
-        load.join(timeout_s=60)
-        held = len(load.user_ids)
+        run.load = Load(run.stack.users.target, workers=4, users_per_worker=25, updates_per_user=3)
+        run.load.start().join(timeout_s=60)
+        assert len(run.load.user_ids) == 100
         three_nodes.start_node(2, timeout_s=None)
         three_nodes.start_node(3, timeout_s=None)
-        back = time.monotonic()
         three_nodes.wait_until_ready(deadline=time.monotonic() + 120)
-        result = check(stack, Result("too_few_replicas", acknowledged=load.acknowledged))
-        result.recovery_s = round(time.monotonic() - back, 2)
-    finally:
-        stack.stop()
-    result.wall_s = round(time.monotonic() - began, 1)
-    report(result)
-    assert held == 100
-    assert (result.lost, result.applied_twice, result.state_mismatch) == (0, 0, 0), result
+        run.end_of_fault()

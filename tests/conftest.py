@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from herald.localkafka import LocalKafka
+from herald.localkafka import LocalKafka, running_cluster
 from herald.topics import ensure_topics
 from tests.support import unique
 
@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def kafka_libs() -> Path:
     return Path(os.environ.get("KAFKA_LIBS", REPO / ".cache" / "kafka-libs"))
+
+
+def free_port_cluster(run_dir: Path, node_count: int = 1) -> LocalKafka:
+    """A cluster from the project's jars on free ports, so it never collides with `make run`."""
+    return LocalKafka.on_free_ports(libs_dir=kafka_libs(), run_dir=run_dir, node_count=node_count)
 
 
 @pytest.fixture(scope="session")
@@ -33,19 +38,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ensure_topics(named)
         yield named
         return
-    cluster = LocalKafka.on_free_ports(
-        libs_dir=kafka_libs(), run_dir=tmp_path_factory.mktemp("kafka"), node_count=1
-    )
     began = time.monotonic()
-    try:
-        cluster.start()
+    with running_cluster(free_port_cluster(tmp_path_factory.mktemp("kafka"))) as cluster:
         ensure_topics(cluster.bootstrap_servers)
         print(
             f"\nKafka for tests at {cluster.bootstrap_servers} in {time.monotonic() - began:.1f} s"
         )
         yield cluster.bootstrap_servers
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

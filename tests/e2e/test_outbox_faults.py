@@ -19,10 +19,10 @@ from google.protobuf import field_mask_pb2
 
 from herald.cloudevents import header_values
 from herald.grpc_client import NOT_SERVING, SERVING, health_status
-from herald.localkafka import LocalKafka
+from herald.localkafka import LocalKafka, running_cluster
 from herald.topics import EVENTS_TOPIC, ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from tests.conftest import kafka_libs
+from tests.conftest import free_port_cluster
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually, read_all, unique
 from users_svc.model import event_id
@@ -53,15 +53,9 @@ def first_copies(event_ids: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A broker of this module's own, since these tests stop it."""
-    cluster = LocalKafka.on_free_ports(
-        libs_dir=kafka_libs(), run_dir=tmp_path_factory.mktemp("kafka-faults"), node_count=1
-    )
-    try:
-        cluster.start()
+    with running_cluster(free_port_cluster(tmp_path_factory.mktemp("kafka-faults"))) as cluster:
         ensure_topics(cluster.bootstrap_servers)
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def rename(stub: users_pb2_grpc.UserServiceStub, user_id: str, name: str) -> users_pb2.User:

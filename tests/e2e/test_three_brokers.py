@@ -16,16 +16,14 @@ from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.localkafka import LocalKafka
 from herald.topics import EVENTS_TOPIC, ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from tests.conftest import kafka_libs
+from tests.conftest import free_port_cluster
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually, unique
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    cluster = LocalKafka.on_free_ports(
-        libs_dir=kafka_libs(), run_dir=tmp_path_factory.mktemp("three"), node_count=3
-    )
+    cluster = free_port_cluster(tmp_path_factory.mktemp("three"), 3)
     try:
         yield cluster
     finally:

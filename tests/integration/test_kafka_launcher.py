@@ -9,9 +9,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from herald.kafka_config import producer_config
-from herald.localkafka import LocalKafka
 from herald.topics import DLQ_TOPIC, EVENTS_TOPIC, ensure_topics
-from tests.conftest import kafka_libs
+from tests.conftest import free_port_cluster
 from tests.support import read_topic
 
 
@@ -29,7 +28,7 @@ def test_ensure_topics_is_idempotent_and_sets_partitions_and_retention(
 
 
 def test_killed_node_restarts_on_its_data_and_stop_leaves_no_process(tmp_path: Path) -> None:
-    cluster = LocalKafka.on_free_ports(libs_dir=kafka_libs(), run_dir=tmp_path, node_count=1)
+    cluster = free_port_cluster(tmp_path)
     try:
         cluster.start()
         ensure_topics(cluster.bootstrap_servers)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from herald.localkafka import LocalKafka
-from tests.conftest import REPO, kafka_libs
+from herald.localkafka import LocalKafka, running_cluster
+from tests.conftest import REPO, free_port_cluster
 from tests.reliability.harness import Result
 
 RESULTS: list[Result] = []
@@ -43,14 +43,8 @@ COLUMNS = (
 @pytest.fixture(scope="session")
 def single_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A one-node cluster the single-node scenarios share (and stop, kill and restart)."""
-    cluster = LocalKafka.on_free_ports(
-        libs_dir=kafka_libs(), run_dir=tmp_path_factory.mktemp("kafka-1"), node_count=1
-    )
-    try:
-        cluster.start()
+    with running_cluster(free_port_cluster(tmp_path_factory.mktemp("kafka-1"))) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

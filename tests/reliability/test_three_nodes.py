@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from herald.localkafka import LocalKafka
-from tests.conftest import kafka_libs
+from herald.localkafka import LocalKafka, running_cluster
+from tests.conftest import free_port_cluster
 from tests.reliability.harness import Load, Result, scenario
 
 Report = Callable[[Result], None]
@@ -27,14 +27,8 @@ def all_nodes_running(three_nodes: LocalKafka) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    cluster = LocalKafka.on_free_ports(
-        libs_dir=kafka_libs(), run_dir=tmp_path_factory.mktemp("kafka-3"), node_count=3
-    )
-    try:
-        cluster.start()
+    with running_cluster(free_port_cluster(tmp_path_factory.mktemp("kafka-3"), 3)) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def leader_of(cluster: LocalKafka, topic: str, partition: int = 0) -> int:

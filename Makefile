@@ -15,6 +15,7 @@ KAFKA_LIBS := $(CURDIR)/.cache/kafka-libs
 # Pinned tool versions. uv's pin is repeated in pyproject.toml's dev group.
 UV_VERSION      := 0.13.8
 GRPCURL_VERSION := v1.9.3
+GHZ_VERSION     := v0.121.0
 
 PROTO_FILES    := $(shell find protos -name '*.proto' | sort)
 SERVICE_PROTOS := protos/herald/users/v1/users.proto protos/herald/auth/v1/auth.proto
@@ -23,7 +24,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: help install kafka-jars tools protos check-protos lint format test test-unit bench-quick \
-        test-integration test-e2e test-reliability run run-cluster kafka-start kafka-stop clean
+        test-integration test-e2e test-reliability bench bench-smoke run run-cluster kafka-start kafka-stop clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,9 +47,12 @@ $(KAFKA_LIBS)/.installed: kafka/pom.xml
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+$(BIN)/ghz:
+	GOBIN=$(BIN) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
 install: $(VENV)/.installed ## Create .venv with the pinned Python dependencies.
 kafka-jars: $(KAFKA_LIBS)/.installed ## Fetch the pinned Apache Kafka jars from Maven Central.
-tools: $(BIN)/grpcurl ## Install grpcurl into .bin.
+tools: $(BIN)/grpcurl $(BIN)/ghz ## Install grpcurl and ghz (the gRPC load generator) into .bin.
 
 ## --- the contract ---
 
@@ -89,8 +93,9 @@ format: install ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install kafka-jars tools lint check-protos ## Lint, then every test tier against a real Kafka the run starts.
+test: install kafka-jars tools lint check-protos ## Lint, every test tier against a real Kafka the run starts, and the bench in smoke mode.
 	KAFKA_LIBS=$(KAFKA_LIBS) PATH="$(BIN):$$PATH" $(VENV)/bin/pytest
+	$(MAKE) --no-print-directory bench-smoke
 
 test-unit: install ## Unit tests only (no broker).
 	$(VENV)/bin/pytest tests/unit
@@ -120,6 +125,12 @@ kafka-stop: install ## Stop the local broker.
 
 clean: ## Remove the run folder and caches (keeps .venv, jars and tools).
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+
+bench: install kafka-jars tools ## Herald vs the bare libraries, side by side (~10 min); writes bench/results/.
+	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.run
+
+bench-smoke: install kafka-jars tools ## Every bench phase with tiny sizes (~1 min): checks the bench still runs.
+	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.run --smoke --results .cache/bench-smoke
 
 bench-quick: install kafka-jars ## Quick figures: CreateUser p50/p99 and RPS, outbox drain, auth apply rate.
 	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.users_quick

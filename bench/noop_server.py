@@ -1,0 +1,68 @@
+"""The baseline server: a UserService on Herald's own server stack that does no work.
+
+`python -m bench.noop_server` serves CreateUser with one fixed user, built once, through the
+same `create_server` (thread pool, health, reflection, message limits) users_svc uses. What
+CreateUser costs beyond this is the cost of Herald's own work: validation, the store, the
+outbox, the events.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+
+import grpc
+
+from herald.grpc_server import create_server
+from herald.lifecycle import configure_logging, shutdown_event
+from herald.users.v1 import users_pb2, users_pb2_grpc
+
+
+class NoOpUserService(users_pb2_grpc.UserServiceServicer):
+    def __init__(self) -> None:
+        user = users_pb2.User(id="00000000-0000-4000-8000-000000000000", name="Bench User")
+        user.email = "bench@example.com"
+        user.create_time.FromDatetime(datetime(2026, 1, 1, tzinfo=UTC))
+        user.update_time.CopyFrom(user.create_time)
+        self._response = users_pb2.CreateUserResponse(user=user)
+
+    def CreateUser(
+        self, request: users_pb2.CreateUserRequest, context: grpc.ServicerContext
+    ) -> users_pb2.CreateUserResponse:
+        return self._response
+
+    def GetUser(
+        self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
+    ) -> users_pb2.GetUserResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
+
+    def UpdateUser(
+        self, request: users_pb2.UpdateUserRequest, context: grpc.ServicerContext
+    ) -> users_pb2.UpdateUserResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
+
+
+def main() -> int:
+    configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))
+    stopping = shutdown_event()
+    servicer = NoOpUserService()
+
+    def register(server: grpc.Server) -> None:
+        users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
+
+    server = create_server(
+        address=f"[::]:{os.environ['USERS_GRPC_PORT']}",
+        service_names=[users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name],
+        register=register,
+        # The same admission limit as users_svc, so both refuse load the same way.
+        max_concurrent_rpcs=128,
+    )
+    server.start()
+    stopping.wait()
+    server.stop(1.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,7 @@ from users_svc.model import (
     UserChange,
     UserNotFoundError,
 )
-from users_svc.store import CreateRequest, UserStore
+from users_svc.store import CreateRequest, UnitOfWork, UserStore
 
 
 def _now() -> datetime:
@@ -51,50 +51,61 @@ class Users:
 
         Raises EmailTakenError, RequestIdReusedError, StoreUnavailableError.
         """
-        with self._store.transaction() as unit:
-            if new.request_id is not None:
-                earlier = unit.find_request(new.request_id)
-                if earlier is not None:
-                    if earlier.fingerprint != new.fingerprint:
-                        raise RequestIdReusedError(
-                            "request_id was already used for a different request"
-                        )
-                    original = unit.get_user(earlier.user_id)
-                    if original is None:  # pragma: no cover - the foreign key forbids it
-                        raise UserNotFoundError(earlier.user_id)
-                    return _as_created(original, new), False
-            now = self._clock()
-            user = User(self._new_id(), new.name, new.email, now, now, version=1)
-            request = (
-                None
-                if new.request_id is None
-                else CreateRequest(new.request_id, new.fingerprint, user.id)
-            )
-            unit.add_user(user, request)
-            unit.append_event(self._events.user_created(user))
-        self._on_event()
-        return user, True
+        user, created = self._store.atomically(lambda unit: self._create(unit, new))
+        if created:
+            self._on_event()
+        return user, created
 
     def update(self, change: UserChange) -> User:
         """The user after the change. Raises UserNotFoundError, EmailTakenError, and
         StoreUnavailableError."""
-        with self._store.transaction() as unit:
-            user = unit.get_user(change.user_id)
-            if user is None:
-                raise UserNotFoundError(change.user_id)
-            updated, changed = change.apply(user, self._clock())
-            if not changed:
-                return user
-            unit.save_user(updated)
-            unit.append_event(self._events.user_updated(updated, changed))
-        self._on_event()
-        return updated
+        user, changed = self._store.atomically(lambda unit: self._update(unit, change))
+        if changed:
+            self._on_event()
+        return user
 
     def get(self, user_id: str) -> User:
         user = self._store.get_user(user_id)
         if user is None:
             raise UserNotFoundError(user_id)
         return user
+
+    # The units of work below may run on another call's thread, in a transaction shared with
+    # it (see UserStore.atomically); each returns its user and whether it recorded an event.
+
+    def _create(self, unit: UnitOfWork, new: NewUser) -> tuple[User, bool]:
+        if new.request_id is not None:
+            earlier = unit.find_request(new.request_id)
+            if earlier is not None:
+                if earlier.fingerprint != new.fingerprint:
+                    raise RequestIdReusedError(
+                        "request_id was already used for a different request"
+                    )
+                original = unit.get_user(earlier.user_id)
+                if original is None:  # pragma: no cover - the foreign key forbids it
+                    raise UserNotFoundError(earlier.user_id)
+                return _as_created(original, new), False
+        now = self._clock()
+        user = User(self._new_id(), new.name, new.email, now, now, version=1)
+        request = (
+            None
+            if new.request_id is None
+            else CreateRequest(new.request_id, new.fingerprint, user.id)
+        )
+        unit.add_user(user, request)
+        unit.append_event(self._events.user_created(user))
+        return user, True
+
+    def _update(self, unit: UnitOfWork, change: UserChange) -> tuple[User, bool]:
+        user = unit.get_user(change.user_id)
+        if user is None:
+            raise UserNotFoundError(change.user_id)
+        updated, changed = change.apply(user, self._clock())
+        if not changed:
+            return user, False
+        unit.save_user(updated)
+        unit.append_event(self._events.user_updated(updated, changed))
+        return updated, True
 
 
 def _as_created(user: User, request: NewUser) -> User:

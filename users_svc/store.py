@@ -1,6 +1,6 @@
 """Where users_svc keeps its users and its outbox: SQLite by default, behind two Protocols.
 
-`UserStore` is what the application needs: a unit of work whose changes and outgoing events
+`UserStore` is what the application needs: units of work whose changes and outgoing events
 commit together, and reads. `Outbox` is what the relay needs. A server database would be one
 more class implementing both; nothing above this module would change.
 """
@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from herald import sqlite
 from herald.producer import Record
 from herald.sqlite import from_micros, to_micros
 from users_svc.model import EmailTakenError, User, email_key
+
+T = TypeVar("T")
 
 MIGRATIONS = (
     # 1: users, the requests that created them (for idempotent retries), and the outbox.
@@ -84,7 +86,17 @@ class UnitOfWork(Protocol):
 
 
 class UserStore(Protocol):
-    def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
+    def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` on a unit of work; return its result once its changes are committed.
+
+        Everything `work` does through the unit commits together, or not at all: if it
+        raises, its changes are undone and its exception reaches the caller as it was.
+        `work` may share its transaction with other callers' work, and run on another
+        caller's thread: keep it short, and leave anything that must follow the commit
+        (waking the relay, say) until `atomically` has returned. Raises
+        StoreUnavailableError when the transaction cannot commit.
+        """
+        ...
 
     def get_user(self, user_id: str) -> User | None: ...
 
@@ -110,11 +122,9 @@ class SqliteUserStore:
         self.path = path
         self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s)
 
-    @contextmanager
-    def transaction(self) -> Iterator[UnitOfWork]:
-        """Everything done through the yielded unit of work commits together, or not at all."""
-        with self._db.write() as connection:
-            yield _SqliteUnitOfWork(connection)
+    def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
+        # Group-committed with concurrent calls' work: one fsync for the lot.
+        return self._db.group_write(lambda connection: work(_SqliteUnitOfWork(connection)))
 
     def get_user(self, user_id: str) -> User | None:
         with self._db.read() as connection:

@@ -40,8 +40,11 @@ def store(tmp_path: Path) -> SqliteUserStore:
 
 def append(store: SqliteUserStore, *values: bytes) -> None:
     for value in values:
-        with store.transaction() as unit:
-            unit.append_event(Record("events", b"k", value, [("ce_id", value)]))
+        append_event(store, Record("events", b"k", value, [("ce_id", value)]))
+
+
+def append_event(store: SqliteUserStore, record: Record) -> None:
+    store.atomically(lambda unit: unit.append_event(record))
 
 
 def test_publishes_in_commit_order_and_marks_only_what_was_acknowledged(

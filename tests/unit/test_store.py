@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from herald import sqlite
 from herald.producer import Record
 from herald.sqlite import StoreUnavailableError
 from users_svc.model import EmailTakenError, User
-from users_svc.store import MIGRATIONS, CreateRequest, SqliteUserStore
+from users_svc.store import MIGRATIONS, CreateRequest, SqliteUserStore, UnitOfWork
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -23,6 +24,18 @@ def user(user_id: str = "u1", email: str = "ada@example.com", version: int = 1) 
 
 def record(n: int, key: bytes = b"u1") -> Record:
     return Record("events", key, b"value-%d" % n, [("ce_id", f"e{n}".encode()), ("ce_type", b"t")])
+
+
+def add(store: SqliteUserStore, *users: User) -> None:
+    def add_all(unit: UnitOfWork) -> None:
+        for each in users:
+            unit.add_user(each, None)
+
+    store.atomically(add_all)
+
+
+def append(store: SqliteUserStore, event: Record) -> None:
+    store.atomically(lambda unit: unit.append_event(event))
 
 
 @pytest.fixture
@@ -36,8 +49,7 @@ class TestMigrations:
         assert sqlite.schema_version(connection) == len(MIGRATIONS)
 
     def test_running_them_again_changes_nothing(self, store: SqliteUserStore) -> None:
-        with store.transaction() as unit:
-            unit.add_user(user(), None)
+        add(store, user())
         again = SqliteUserStore(store.path)
         assert again.get_user("u1") == user()
 
@@ -58,37 +70,36 @@ class TestMigrations:
 
 class TestUsers:
     def test_round_trips_a_user_to_the_microsecond(self, store: SqliteUserStore) -> None:
-        with store.transaction() as unit:
-            unit.add_user(user(), CreateRequest("r1", "f1", "u1"))
+        store.atomically(lambda unit: unit.add_user(user(), CreateRequest("r1", "f1", "u1")))
         assert store.get_user("u1") == user()
-        with store.transaction() as unit:
-            assert unit.find_request("r1") == CreateRequest("r1", "f1", "u1")
-            assert unit.find_request("r2") is None
+        assert store.atomically(lambda unit: unit.find_request("r1")) == CreateRequest(
+            "r1", "f1", "u1"
+        )
+        assert store.atomically(lambda unit: unit.find_request("r2")) is None
 
     def test_emails_are_unique_whatever_their_case(self, store: SqliteUserStore) -> None:
-        with store.transaction() as unit:
-            unit.add_user(user("u1", "Ada@Example.com"), None)
-        with pytest.raises(EmailTakenError), store.transaction() as unit:
-            unit.add_user(user("u2", "ada@example.COM"), None)
+        add(store, user("u1", "Ada@Example.com"))
+        with pytest.raises(EmailTakenError):
+            add(store, user("u2", "ada@example.COM"))
         assert store.get_user("u2") is None
 
     def test_changing_to_a_taken_email_is_refused(self, store: SqliteUserStore) -> None:
-        with store.transaction() as unit:
-            unit.add_user(user("u1", "a@example.com"), None)
-            unit.add_user(user("u2", "b@example.com"), None)
-        with pytest.raises(EmailTakenError), store.transaction() as unit:
-            unit.save_user(user("u2", "A@example.com", version=2))
+        add(store, user("u1", "a@example.com"), user("u2", "b@example.com"))
+        with pytest.raises(EmailTakenError):
+            store.atomically(lambda unit: unit.save_user(user("u2", "A@example.com", version=2)))
         assert store.get_user("u2") == user("u2", "b@example.com")
 
     def test_a_failed_transaction_leaves_no_user_and_no_event(self, store: SqliteUserStore) -> None:
-        def crash_before_commit() -> None:
-            with store.transaction() as unit:
-                unit.add_user(user(), None)
-                unit.append_event(record(1))
-                raise RuntimeError("crash before commit")
+        crash = RuntimeError("crash before commit")
 
-        with pytest.raises(RuntimeError):
-            crash_before_commit()
+        def crash_before_commit(unit: UnitOfWork) -> None:
+            unit.add_user(user(), None)
+            unit.append_event(record(1))
+            raise crash
+
+        with pytest.raises(RuntimeError) as caught:
+            store.atomically(crash_before_commit)
+        assert caught.value is crash
         assert store.get_user("u1") is None
         assert store.pending(10) == []
 
@@ -98,8 +109,7 @@ class TestOutbox:
         self, store: SqliteUserStore
     ) -> None:
         for n in range(5):
-            with store.transaction() as unit:
-                unit.append_event(record(n, key=b"u%d" % (n % 2)))
+            append(store, record(n, key=b"u%d" % (n % 2)))
         rows = store.pending(10)
         assert [row.record.value for row in rows] == [b"value-%d" % n for n in range(5)]
         assert rows[0].record == Record(
@@ -111,8 +121,7 @@ class TestOutbox:
         self, store: SqliteUserStore
     ) -> None:
         for n in range(3):
-            with store.transaction() as unit:
-                unit.append_event(record(n))
+            append(store, record(n))
         rows = store.pending(10)
         store.mark_published([rows[0].seq, rows[1].seq], at=T0)
         assert store.pending(10) == rows[2:]
@@ -132,9 +141,45 @@ def test_a_locked_database_is_unavailable_not_a_crash(tmp_path: Path) -> None:
     try:
         with pytest.raises(StoreUnavailableError):
             store.ping()
-        with pytest.raises(StoreUnavailableError), store.transaction() as unit:
-            unit.add_user(user(), None)
+        with pytest.raises(StoreUnavailableError):
+            add(store, user())
     finally:
         other.execute("ROLLBACK")
     store.ping()
     assert store.get_user("u1") is None
+
+
+class TestConcurrentUnits:
+    def test_all_commit_and_a_raced_email_goes_to_exactly_one(self, store: SqliteUserStore) -> None:
+        # Sixteen callers at once, most likely group-committed together: eight with emails of
+        # their own, eight racing for the same one.
+        emails = [f"own-{n}@example.com" for n in range(8)] + ["raced@example.com"] * 8
+        outcomes: dict[str, str] = {}
+        start = threading.Barrier(len(emails))
+
+        def caller(n: int) -> None:
+            created = user(f"u{n}", emails[n])
+
+            def work(unit: UnitOfWork) -> User | None:
+                unit.add_user(created, None)
+                unit.append_event(record(n, key=created.id.encode()))
+                return unit.get_user(created.id)
+
+            start.wait()
+            try:
+                assert store.atomically(work) == created
+            except EmailTakenError:
+                outcomes[created.id] = "taken"
+                return
+            # Committed by the time the call returns: this thread's reader sees it.
+            outcomes[created.id] = "stored" if store.get_user(created.id) == created else "lost"
+
+        threads = [threading.Thread(target=caller, args=(n,)) for n in range(len(emails))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [outcomes[f"u{n}"] for n in range(8)] == ["stored"] * 8
+        raced = sorted(outcomes[f"u{n}"] for n in range(8, 16))
+        assert raced == ["stored"] + ["taken"] * 7
+        assert store.pending_count() == 9

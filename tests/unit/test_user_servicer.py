@@ -273,3 +273,23 @@ class TestUpdateUser:
         create(stub, "Ada", "ada@example.com")
         create(stub, "Eve", "eve@example.com")
         assert failure(lambda: update(stub, user, *paths))[:2] == (code, reason)
+
+
+def test_the_relay_is_woken_after_each_commit_that_recorded_an_event(
+    store: SqliteUserStore,
+) -> None:
+    # What another thread's connection sees when the relay is woken: committed events only.
+    seen_when_woken: list[int] = []
+    users = Users(
+        store,
+        EventRecords("events", "/test"),
+        on_event=lambda: seen_when_woken.append(store.pending_count()),
+        clock=lambda: NOW,
+        new_id=Ids(),
+    )
+    for stub in start(users):
+        user = create(stub, "Ada", "ada@example.com", REQUEST_ID)
+        create(stub, "Ada", "ada@example.com", REQUEST_ID)  # a retry records nothing
+        update(stub, user, "name")  # nor does a change to the same name
+        update(stub, users_pb2.User(id=user.id, name="Ada L."), "name")
+    assert seen_when_woken == [1, 2]

@@ -1,0 +1,196 @@
+"""Group commit on herald.sqlite.Database: concurrent writers share one transaction and one
+COMMIT, each unit of work in its own savepoint, and every caller gets its own answer."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from herald import sqlite
+from herald.sqlite import Database, StoreUnavailableError
+from tests.support import eventually
+
+SCHEMA = (
+    """
+    CREATE TABLE items (name TEXT PRIMARY KEY);
+    CREATE TABLE parents (id INTEGER PRIMARY KEY);
+    CREATE TABLE children (
+        id INTEGER PRIMARY KEY,
+        parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED
+    );
+    """,
+)
+
+Work = Callable[[sqlite3.Connection], Any]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "db.sqlite3", SCHEMA, busy_timeout_s=0.1)
+    yield database
+    database.close()
+
+
+def insert(name: str) -> Work:
+    def work(connection: sqlite3.Connection) -> str:
+        connection.execute("INSERT INTO items (name) VALUES (?)", (name,))
+        return name
+
+    return work
+
+
+def names(db: Database) -> set[str]:
+    with db.read() as connection:
+        return {row[0] for row in connection.execute("SELECT name FROM items")}
+
+
+def from_threads(db: Database, works: Sequence[Work], queued: int = 0) -> list[Any]:
+    """Submit each work from a thread of its own; what each returned or raised, in order.
+
+    With `queued`, the writer is held until that many units wait in the queue, so the next
+    leader takes them all at once.
+    """
+    outcomes: list[Any] = [None] * len(works)
+    start = threading.Barrier(len(works))
+
+    def submit(index: int) -> None:
+        start.wait()
+        try:
+            outcomes[index] = db.group_write(works[index])
+        except Exception as error:
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(works))]
+    if queued:
+        with db.write():
+            for thread in threads:
+                thread.start()
+            eventually(lambda: db.queued_writes() == queued or None, timeout_s=10, every_s=0.01)
+    else:
+        for thread in threads:
+            thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_every_caller_gets_its_own_result_and_finds_its_write_committed_on_return(
+    db: Database,
+) -> None:
+    wanted = [f"item-{n}" for n in range(32)]
+    results: dict[str, str] = {}
+    found_on_return: dict[str, bool] = {}
+    start = threading.Barrier(len(wanted))
+
+    def caller(name: str) -> None:
+        start.wait()
+        results[name] = db.group_write(insert(name))
+        # Looked up on a reader connection of this thread's own: only committed rows show.
+        found_on_return[name] = name in names(db)
+
+    threads = [threading.Thread(target=caller, args=(name,)) for name in wanted]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {name: name for name in wanted}
+    assert found_on_return == dict.fromkeys(wanted, True)
+    assert names(db) == set(wanted)
+
+
+def test_queued_units_share_one_transaction(db: Database, tmp_path: Path) -> None:
+    outside = sqlite.connect(tmp_path / "db.sqlite3")
+
+    def insert_and_count_from_outside(name: str) -> Work:
+        def work(connection: sqlite3.Connection) -> int:
+            insert(name)(connection)
+            return int(outside.execute("SELECT count(*) FROM items").fetchone()[0])
+
+        return work
+
+    works = [insert_and_count_from_outside(f"item-{n}") for n in range(8)]
+    outcomes = from_threads(db, works, queued=8)
+    # Nothing was visible outside while the units ran: they were one uncommitted transaction.
+    assert outcomes == [0] * 8
+    assert len(names(db)) == 8
+
+
+def test_a_group_takes_at_most_max_group_units(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.sqlite3", SCHEMA, max_group=2)
+    outside = sqlite.connect(tmp_path / "db.sqlite3")
+
+    def insert_and_count_from_outside(name: str) -> Work:
+        def work(connection: sqlite3.Connection) -> int:
+            insert(name)(connection)
+            return int(outside.execute("SELECT count(*) FROM items").fetchone()[0])
+
+        return work
+
+    works = [insert_and_count_from_outside(f"item-{n}") for n in range(5)]
+    outcomes = from_threads(db, works, queued=5)
+    # Groups of 2, 2 and 1: each sees from outside what the groups before it committed.
+    assert sorted(outcomes) == [0, 0, 2, 2, 4]
+    db.close()
+
+
+def test_a_unit_that_raises_is_undone_alone_and_its_caller_gets_its_exception(
+    db: Database,
+) -> None:
+    mine = ValueError("this unit's own error")
+
+    def insert_then_raise(connection: sqlite3.Connection) -> None:
+        insert("undone")(connection)
+        raise mine
+
+    works = [insert("a"), insert("a"), insert_then_raise, insert("b")]
+    outcomes = from_threads(db, works, queued=4)
+    assert names(db) == {"a", "b"}
+    assert outcomes[2] is mine
+    # Whichever "a" unit ran first stored it; the other hit the UNIQUE constraint.
+    assert {type(outcome) for outcome in outcomes[:2]} == {str, sqlite3.IntegrityError}
+    assert outcomes[3] == "b"
+
+
+def test_a_failed_commit_fails_every_unit_of_the_group_and_stores_nothing(
+    db: Database,
+) -> None:
+    def orphan(connection: sqlite3.Connection) -> None:
+        # A deferred foreign key is checked at COMMIT, which therefore fails.
+        connection.execute("INSERT INTO children (id, parent) VALUES (1, 42)")
+
+    def refused(connection: sqlite3.Connection) -> None:
+        raise LookupError("refused")
+
+    works = [insert("a"), orphan, refused, insert("b")]
+    outcomes = from_threads(db, works, queued=4)
+    assert [type(outcome) for outcome in outcomes] == [StoreUnavailableError] * 4
+    assert names(db) == set()
+    with db.read() as connection:
+        assert connection.execute("SELECT count(*) FROM children").fetchone()[0] == 0
+    # The writer is usable again.
+    assert db.group_write(insert("c")) == "c"
+
+
+def test_a_failed_begin_fails_every_unit_and_stores_nothing(db: Database, tmp_path: Path) -> None:
+    other = sqlite.connect(tmp_path / "db.sqlite3")
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        outcomes = from_threads(db, [insert(f"item-{n}") for n in range(8)])
+    finally:
+        other.execute("ROLLBACK")
+    assert [type(outcome) for outcome in outcomes] == [StoreUnavailableError] * 8
+    assert names(db) == set()
+    assert db.group_write(insert("after")) == "after"
+
+
+def test_a_write_block_and_group_writes_take_turns(db: Database) -> None:
+    outcomes = from_threads(db, [insert("a"), insert("b")], queued=2)
+    with db.write() as connection:
+        connection.execute("INSERT INTO items (name) VALUES ('c')")
+    assert outcomes == ["a", "b"]
+    assert names(db) == {"a", "b", "c"}

@@ -23,7 +23,7 @@ SERVICE_PROTOS := protos/herald/users/v1/users.proto protos/herald/auth/v1/auth.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install kafka-jars tools protos check-protos lint format test test-unit bench-quick \
+.PHONY: help install kafka-jars tools protos check-protos lint format test test-unit \
         test-integration test-e2e test-reliability bench bench-smoke run run-cluster kafka-start kafka-stop clean
 
 help: ## List the targets.
@@ -131,7 +131,3 @@ bench: install kafka-jars tools ## Herald vs the bare libraries, side by side (~
 
 bench-smoke: install kafka-jars tools ## Every bench phase with tiny sizes (~1 min): checks the bench still runs.
 	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.run --smoke --results .cache/bench-smoke
-
-bench-quick: install kafka-jars ## Quick figures: CreateUser p50/p99 and RPS, outbox drain, auth apply rate.
-	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.users_quick
-	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.auth_quick

@@ -61,6 +61,7 @@ def main() -> int:
         handlers=HANDLERS,
         dead_letters=dead_letters,
         retry=RetryPolicy(settings.retry_attempts, settings.retry_backoff_s),
+        batch_size=settings.batch_size,
         max_lag=settings.max_lag,
         on_first_assignment=server_ready.set,
     )
@@ -110,7 +111,7 @@ def main() -> int:
         logger.info("consumer joined group %s; auth_svc is SERVING", settings.consumer_group)
         server.watch(lambda: consumer.healthy(settings.lag_grace_s), stopping, interval_s=1.0)
     stopping.wait()
-    # The consumer finishes the record in hand, commits and leaves the group; then the
+    # The consumer finishes the batch in hand, commits and leaves the group; then the
     # server lets calls in flight finish.
     consumer_thread.join()
     server.stop(settings.shutdown_grace_s)

@@ -20,9 +20,13 @@ class Settings:
     # The SQLite database lives here, as auth.sqlite3; instances on one host may share it.
     data_dir: Path = Path(".run/auth-svc")
     # A transient failure (a busy database) is retried this many times, backing off from
-    # retry_backoff_s, before the record is dead-lettered.
+    # retry_backoff_s: for a whole batch, then for each of its records alone, before a
+    # record is dead-lettered.
     retry_attempts: int = 5
     retry_backoff_s: float = 0.1
+    # Up to this many records are applied in one transaction (one sync to disk). Records
+    # already fetched make up a batch; none waits for a batch to fill.
+    batch_size: int = 500
     # Health turns NOT_SERVING when the group's lag on this instance's partitions stays
     # over max_lag for lag_grace_s.
     max_lag: int = 10_000
@@ -48,6 +52,7 @@ class Settings:
             data_dir=Path(env.get("AUTH_DATA_DIR", str(d.data_dir))),
             retry_attempts=max(1, int(env.get("AUTH_RETRY_ATTEMPTS", d.retry_attempts))),
             retry_backoff_s=float(env.get("AUTH_RETRY_BACKOFF_S", d.retry_backoff_s)),
+            batch_size=max(1, int(env.get("AUTH_BATCH_SIZE", d.batch_size))),
             max_lag=int(env.get("AUTH_MAX_LAG", d.max_lag)),
             lag_grace_s=float(env.get("AUTH_LAG_GRACE_S", d.lag_grace_s)),
             commit_interval_ms=int(env.get("AUTH_COMMIT_INTERVAL_MS", d.commit_interval_ms)),

@@ -7,10 +7,12 @@ and the inbox's primary key lets only one of them apply a given event.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
-from auth_svc.accounts import Account, EventSource, Outcome
+from auth_svc.accounts import Account, Delivery, EventSource, Outcome
 from herald import sqlite
 from herald.sqlite import from_micros, to_micros
 
@@ -45,8 +47,14 @@ class SqliteAccountStore:
         self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s)
 
     def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
+        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
+        return outcome
+
+    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        if not deliveries:
+            return []
         with self._db.write() as connection:
-            return _apply(connection, account, event_type, source)
+            return _apply_batch(connection, deliveries, to_micros(datetime.now(UTC)))
 
     def get(self, user_id: str) -> Account | None:
         with self._db.read() as connection:
@@ -81,28 +89,89 @@ class SqliteAccountStore:
         self._db.close()
 
 
-def _apply(
-    connection: sqlite3.Connection, account: Account, event_type: str, source: EventSource
-) -> Outcome:
-    seen = connection.execute(
-        "SELECT 1 FROM processed_events WHERE event_id = ?", (account.last_event_id,)
-    ).fetchone()
-    if seen is not None:
-        return Outcome.DUPLICATE
-    current = connection.execute(
-        "SELECT version FROM accounts WHERE user_id = ?", (account.user_id,)
-    ).fetchone()
-    outcome = (
-        Outcome.STALE if current is not None and current[0] >= account.version else Outcome.APPLIED
-    )
-    if outcome is Outcome.APPLIED:
-        connection.execute(
-            "INSERT INTO accounts (user_id, name, email, create_time_us, version,"
-            " last_event_id, update_time_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,"
-            " email = excluded.email, create_time_us = excluded.create_time_us,"
-            " version = excluded.version, last_event_id = excluded.last_event_id,"
-            " update_time_us = excluded.update_time_us",
+_UPSERT_ACCOUNT = (
+    "INSERT INTO accounts (user_id, name, email, create_time_us, version,"
+    " last_event_id, update_time_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,"
+    " email = excluded.email, create_time_us = excluded.create_time_us,"
+    " version = excluded.version, last_event_id = excluded.last_event_id,"
+    " update_time_us = excluded.update_time_us"
+)
+_INSERT_PROCESSED = (
+    'INSERT INTO processed_events (event_id, event_type, topic, partition, "offset",'
+    " outcome, processed_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# SQLite refuses a statement with more bound parameters than this (its default limit).
+MAX_PARAMETERS = 32766
+
+
+def _apply_batch(
+    connection: sqlite3.Connection, deliveries: Sequence[Delivery], processed_at_us: int
+) -> list[Outcome]:
+    """Decide every delivery's outcome from two set-based reads, then write with executemany.
+
+    Deciding in Python, in delivery order, against what the database held plus what this
+    batch has decided so far, gives exactly the outcomes of one `apply` after another.
+    """
+    seen = _processed_ids(connection, {d.account.last_event_id for d in deliveries})
+    versions = _versions(connection, {d.account.user_id for d in deliveries})
+    newest: dict[str, Account] = {}  # user id -> the account this batch leaves behind
+    processed: list[tuple[str, str, str, int, int, str, int]] = []
+    outcomes: list[Outcome] = []
+    for account, event_type, source in deliveries:
+        event_id = account.last_event_id
+        if event_id in seen:
+            outcomes.append(Outcome.DUPLICATE)
+            continue
+        seen.add(event_id)
+        current = versions.get(account.user_id)
+        if current is not None and current >= account.version:
+            outcome = Outcome.STALE
+        else:
+            outcome = Outcome.APPLIED
+            versions[account.user_id] = account.version
+            newest[account.user_id] = account
+        outcomes.append(outcome)
+        topic, partition, offset = source
+        processed.append(
+            (event_id, event_type, topic, partition, offset, outcome.value, processed_at_us)
+        )
+    # A user updated twice in one batch is written once, at the version it ends at.
+    connection.executemany(_UPSERT_ACCOUNT, _account_rows(newest.values()))
+    connection.executemany(_INSERT_PROCESSED, processed)
+    return outcomes
+
+
+def _processed_ids(connection: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    for chunk in _chunks(event_ids, MAX_PARAMETERS):
+        rows = connection.execute(
+            f"SELECT event_id FROM processed_events WHERE event_id IN ({_marks(len(chunk))})",  # noqa: S608 - only ? marks are formatted in
+            chunk,
+        )
+        seen.update(event_id for (event_id,) in rows)
+    return seen
+
+
+def _versions(connection: sqlite3.Connection, user_ids: Iterable[str]) -> dict[str, int]:
+    versions: dict[str, int] = {}
+    for chunk in _chunks(user_ids, MAX_PARAMETERS):
+        rows = connection.execute(
+            f"SELECT user_id, version FROM accounts WHERE user_id IN ({_marks(len(chunk))})",  # noqa: S608 - only ? marks are formatted in
+            chunk,
+        )
+        versions.update(rows)
+    return versions
+
+
+def _account_rows(accounts: Iterable[Account]) -> list[tuple[str, str, str, int, int, str, int]]:
+    rows = []
+    update_micros: dict[datetime, int] = {}  # a batch's accounts share one update time
+    for account in accounts:
+        updated = update_micros.get(account.update_time)
+        if updated is None:
+            updated = update_micros[account.update_time] = to_micros(account.update_time)
+        rows.append(
             (
                 account.user_id,
                 account.name,
@@ -110,20 +179,17 @@ def _apply(
                 to_micros(account.create_time),
                 account.version,
                 account.last_event_id,
-                to_micros(account.update_time),
-            ),
+                updated,
+            )
         )
-    connection.execute(
-        'INSERT INTO processed_events (event_id, event_type, topic, partition, "offset",'
-        " outcome, processed_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            account.last_event_id,
-            event_type,
-            source.topic,
-            source.partition,
-            source.offset,
-            outcome.value,
-            to_micros(datetime.now(UTC)),
-        ),
-    )
-    return outcome
+    return rows
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)

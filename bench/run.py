@@ -267,12 +267,16 @@ class Bench:
             size.close()
             self.cluster.stop_node(1)
             backlog = self.ghz.create_users(users.target, _calls(closed, plan.backlog), "backlog")
+            # users_svc right after its last call, as the figure is defined; it is sampled
+            # again after the drain, when the relay's batches have passed through it.
+            users_after_calls = users.rss_mib()
             self.cluster.start_node(1)
             meter = self.meter(users_svc=users, auth_svc=auth)
             drain = _time_drain(self.bootstrap, published, backlog.ok)
             drain_cpu = meter.cores()
             _wait_applied(auth.target, base.ok + backlog.ok, timeout_s=900)
-            rss_last = {"users_svc": users.rss_mib(), "auth_svc": auth.rss_mib()}
+            rss_last = {"users_svc": users_after_calls, "auth_svc": auth.rss_mib()}
+            rss_after_drain = {"users_svc": users.rss_mib(), "auth_svc": rss_last["auth_svc"]}
 
         records = _backlog_records(self.workdir / "relay-users" / "users.sqlite3", backlog.ok)
         ensure_topics(self.bootstrap, (TopicSpec("bench.bare-relay", PARTITIONS, 3_600_000),))
@@ -289,6 +293,7 @@ class Bench:
             "calls_last": base.ok + backlog.ok,
             "rss_first_mib": _rounded(rss_first),
             "rss_last_mib": _rounded(rss_last),
+            "rss_after_drain_mib": _rounded(rss_after_drain),
         }
 
     def consumer(self) -> None:

@@ -92,7 +92,9 @@ def round_trip(
     """Produce `record` (its key made unique) at `rate` per second for `seconds` while a
     consumer in the same process reads the topic: the latency from each produce call to
     the consumer holding the record."""
-    producer = Producer(producer_config(bootstrap, "bench-rt-producer"))
+    # linger.ms 0: Herald's relay flushes every batch, and a flush sends at once whatever
+    # linger.ms says (librdkafka >= 1.8), so a lingering baseline would flatter Herald.
+    producer = Producer(producer_config(bootstrap, "bench-rt-producer", **{"linger.ms": 0}))
     consumer = Consumer(consumer_config(bootstrap, f"bench-rt-{time.time_ns()}", "bench-rt"))
     consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
     sent: dict[bytes, int] = {}

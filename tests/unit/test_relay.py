@@ -103,3 +103,28 @@ def test_failures_back_off_and_retry_until_delivered(store: SqliteUserStore) -> 
         stopping.set()
         thread.join(10)
     assert sender.acknowledged == [b"x"]
+
+
+def test_after_a_failure_one_row_probes_before_whole_batches_resume(
+    store: SqliteUserStore,
+) -> None:
+    append(store, *(b"%d" % n for n in range(10)))
+    sender = FlakySender()
+    sender.refuse_from = 0
+    relay = OutboxRelay(store, sender, batch_size=4, backoff_initial_s=0.01, backoff_max_s=0.02)
+    stopping = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stopping,))
+    thread.start()
+    try:
+        eventually(lambda: len(sender.batches) >= 3 or None, timeout_s=5)
+        sender.refuse_from = None
+        eventually(lambda: store.pending_count() == 0 or None, timeout_s=5)
+    finally:
+        stopping.set()
+        thread.join(10)
+    # A whole batch fails once, then single rows probe until one is acknowledged, then whole
+    # batches again (the last holds the one row left); every row is delivered once, in order.
+    assert sender.batches[0] == 4
+    assert set(sender.batches[1:-3]) == {1}
+    assert sender.batches[-3:] == [4, 4, 1]
+    assert sender.acknowledged == [b"%d" % n for n in range(10)]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,37 +72,43 @@ def test_batches_are_bounded(store: SqliteUserStore) -> None:
     assert sender.batches == [3, 3, 1]
 
 
-def test_a_commit_wakes_the_running_relay_and_stopping_drains(store: SqliteUserStore) -> None:
-    sender = FlakySender()
-    relay = OutboxRelay(store, sender)
+@contextmanager
+def running(relay: OutboxRelay) -> Iterator[None]:
+    """The relay's loop on a thread of its own; stopped (which drains) and joined on exit."""
     stopping = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stopping,))
     thread.start()
     try:
-        append(store, b"a")
-        relay.wake()
-        eventually(lambda: sender.acknowledged == [b"a"] or None, timeout_s=5)
+        yield
     finally:
         stopping.set()
         thread.join(10)
     assert not thread.is_alive()
 
 
-def test_failures_back_off_and_retry_until_delivered(store: SqliteUserStore) -> None:
-    append(store, b"x")
-    sender = FlakySender()
+def refuse_then_accept(store: SqliteUserStore, sender: FlakySender, relay: OutboxRelay) -> None:
+    """Refuse every record for three sends, then accept until the outbox is empty."""
     sender.refuse_from = 0
-    relay = OutboxRelay(store, sender, backoff_initial_s=0.01, backoff_max_s=0.05)
-    stopping = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stopping,))
-    thread.start()
-    try:
+    with running(relay):
         eventually(lambda: len(sender.batches) >= 3 or None, timeout_s=5)
         sender.refuse_from = None
         eventually(lambda: store.pending_count() == 0 or None, timeout_s=5)
-    finally:
-        stopping.set()
-        thread.join(10)
+
+
+def test_a_commit_wakes_the_running_relay_and_stopping_drains(store: SqliteUserStore) -> None:
+    sender = FlakySender()
+    relay = OutboxRelay(store, sender)
+    with running(relay):
+        append(store, b"a")
+        relay.wake()
+        eventually(lambda: sender.acknowledged == [b"a"] or None, timeout_s=5)
+
+
+def test_failures_back_off_and_retry_until_delivered(store: SqliteUserStore) -> None:
+    append(store, b"x")
+    sender = FlakySender()
+    relay = OutboxRelay(store, sender, backoff_initial_s=0.01, backoff_max_s=0.05)
+    refuse_then_accept(store, sender, relay)
     assert sender.acknowledged == [b"x"]
 
 
@@ -110,18 +117,8 @@ def test_after_a_failure_one_row_probes_before_whole_batches_resume(
 ) -> None:
     append(store, *(b"%d" % n for n in range(10)))
     sender = FlakySender()
-    sender.refuse_from = 0
     relay = OutboxRelay(store, sender, batch_size=4, backoff_initial_s=0.01, backoff_max_s=0.02)
-    stopping = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stopping,))
-    thread.start()
-    try:
-        eventually(lambda: len(sender.batches) >= 3 or None, timeout_s=5)
-        sender.refuse_from = None
-        eventually(lambda: store.pending_count() == 0 or None, timeout_s=5)
-    finally:
-        stopping.set()
-        thread.join(10)
+    refuse_then_accept(store, sender, relay)
     # A whole batch fails once, then single rows probe until one is acknowledged, then whole
     # batches again (the last holds the one row left); every row is delivered once, in order.
     assert sender.batches[0] == 4

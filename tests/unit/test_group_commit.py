@@ -103,17 +103,19 @@ def test_every_caller_gets_its_own_result_and_finds_its_write_committed_on_retur
     assert names(db) == set(wanted)
 
 
+def insert_and_count_from(outside: sqlite3.Connection, name: str) -> Work:
+    """Insert `name`, then count the rows another connection sees (only committed ones)."""
+
+    def work(connection: sqlite3.Connection) -> int:
+        insert(name)(connection)
+        return int(outside.execute("SELECT count(*) FROM items").fetchone()[0])
+
+    return work
+
+
 def test_queued_units_share_one_transaction(db: Database, tmp_path: Path) -> None:
     outside = sqlite.connect(tmp_path / "db.sqlite3")
-
-    def insert_and_count_from_outside(name: str) -> Work:
-        def work(connection: sqlite3.Connection) -> int:
-            insert(name)(connection)
-            return int(outside.execute("SELECT count(*) FROM items").fetchone()[0])
-
-        return work
-
-    works = [insert_and_count_from_outside(f"item-{n}") for n in range(8)]
+    works = [insert_and_count_from(outside, f"item-{n}") for n in range(8)]
     outcomes = from_threads(db, works, queued=8)
     # Nothing was visible outside while the units ran: they were one uncommitted transaction.
     assert outcomes == [0] * 8
@@ -123,15 +125,7 @@ def test_queued_units_share_one_transaction(db: Database, tmp_path: Path) -> Non
 def test_a_group_takes_at_most_max_group_units(tmp_path: Path) -> None:
     db = Database(tmp_path / "db.sqlite3", SCHEMA, max_group=2)
     outside = sqlite.connect(tmp_path / "db.sqlite3")
-
-    def insert_and_count_from_outside(name: str) -> Work:
-        def work(connection: sqlite3.Connection) -> int:
-            insert(name)(connection)
-            return int(outside.execute("SELECT count(*) FROM items").fetchone()[0])
-
-        return work
-
-    works = [insert_and_count_from_outside(f"item-{n}") for n in range(5)]
+    works = [insert_and_count_from(outside, f"item-{n}") for n in range(5)]
     outcomes = from_threads(db, works, queued=5)
     # Groups of 2, 2 and 1: each sees from outside what the groups before it committed.
     assert sorted(outcomes) == [0, 0, 2, 2, 4]

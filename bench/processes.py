@@ -16,21 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import psutil
-from grpc_health.v1 import health_pb2
 
+from herald.grpc_client import wait_until_serving
 from herald.localkafka import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
-
-# Channel settings for watching a server come up: retry the connection every few
-# milliseconds instead of grpc's default backoff of a second or more.
-_FAST_RECONNECT = [
-    ("grpc.initial_reconnect_backoff_ms", 5),
-    ("grpc.min_reconnect_backoff_ms", 5),
-    ("grpc.max_reconnect_backoff_ms", 20),
-]
 
 
 @dataclass(frozen=True)
@@ -85,8 +76,8 @@ class Service:
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_serving(self.target, timeout_s)
-        except grpc.RpcError as error:
+            wait_until_serving(self.target, timeout_s)
+        except TimeoutError as error:
             self.stop()
             raise RuntimeError(f"{self.module} did not reach SERVING; see {self.log}") from error
         return time.perf_counter() - began
@@ -103,25 +94,6 @@ class Service:
 
     def rss_mib(self) -> float:
         return psutil.Process(self.pid).memory_info().rss / 2**20
-
-
-def wait_serving(target: str, timeout_s: float) -> None:
-    """Block until the server's health (Watch, so no polling interval) says SERVING."""
-    with grpc.insecure_channel(target, options=_FAST_RECONNECT) as channel:
-        # A plain stream call: the typing stubs of HealthStub do not declare its methods.
-        watch = channel.unary_stream(
-            "/grpc.health.v1.Health/Watch",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
-        updates = watch(
-            health_pb2.HealthCheckRequest(service=""), timeout=timeout_s, wait_for_ready=True
-        )
-        for update in updates:
-            if update.status == health_pb2.HealthCheckResponse.SERVING:
-                updates.cancel()
-                return
-    raise RuntimeError(f"{target}: health stream ended before SERVING")
 
 
 class CpuMeter:

@@ -1,13 +1,19 @@
-"""Helpers shared by the test tiers: waiting with a deadline, reading topics, unique names."""
+"""Helpers shared by the test tiers: waiting with a deadline, reading topics, unique names,
+and an account store whose database is busy on command."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from confluent_kafka import Consumer, Message, TopicPartition
+
+from auth_svc.accounts import Account, Delivery, EventSource, Outcome
+from auth_svc.store import SqliteAccountStore
+from herald.sqlite import StoreUnavailableError
 
 T = TypeVar("T")
 
@@ -73,3 +79,33 @@ def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
         }
     finally:
         consumer.close()
+
+
+class FlakyStore:
+    """A real store whose writes fail while `failing` says so for the deliveries at hand."""
+
+    def __init__(
+        self, store: SqliteAccountStore, failing: Callable[[Sequence[Delivery]], bool]
+    ) -> None:
+        self.store = store
+        self.failing = failing
+        self.batches: list[int] = []  # the size of every batch tried
+
+    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
+        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
+        return outcome
+
+    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        self.batches.append(len(deliveries))
+        if self.failing(deliveries):
+            raise StoreUnavailableError("database is locked")
+        return self.store.apply_batch(deliveries)
+
+    def get(self, user_id: str) -> Account | None:
+        return self.store.get(user_id)
+
+    def prune_inbox(self, processed_before: datetime) -> int:
+        return self.store.prune_inbox(processed_before)
+
+    def ping(self) -> None:
+        self.store.ping()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,16 +12,15 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from auth_svc.accounts import Account, AccountStore, Delivery, EventSource, Outcome
+from auth_svc.accounts import AccountStore, Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.handlers import HANDLERS
 from auth_svc.store import SqliteAccountStore
 from herald.cloudevents import Headers, header_values
 from herald.kafka_config import consumer_config, producer_config
 from herald.producer import KafkaBatchSender
-from herald.sqlite import StoreUnavailableError
 from herald.users.v1 import events_pb2
-from tests.support import end_offsets, eventually, read_topic, unique
+from tests.support import FlakyStore, end_offsets, eventually, read_topic, unique
 from users_svc.events import EventRecords
 from users_svc.model import User, event_id
 
@@ -181,42 +180,29 @@ def test_poison_records_go_to_the_dead_letter_topic_and_valid_ones_are_all_appli
     )
 
 
-class FlakyStore:
-    """A real store behind a database that is busy for the first `failures` attempts, and
-    always for a batch that holds one of the `stuck` users."""
+def busy(
+    failures: int, stuck: frozenset[str] = frozenset()
+) -> Callable[[Sequence[Delivery]], bool]:
+    """A database busy for the first `failures` attempts, and always for a batch that holds
+    one of the `stuck` users."""
+    left = [failures]
 
-    def __init__(
-        self, store: SqliteAccountStore, failures: int, stuck: frozenset[str] = frozenset()
-    ) -> None:
-        self.store = store
-        self.failures = failures
-        self.stuck = stuck
+    def failing(deliveries: Sequence[Delivery]) -> bool:
+        if left[0] > 0 or any(d.account.user_id in stuck for d in deliveries):
+            left[0] -= 1
+            return True
+        return False
 
-    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
-        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
-        return outcome
-
-    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        if self.failures > 0 or any(d.account.user_id in self.stuck for d in deliveries):
-            self.failures -= 1
-            raise StoreUnavailableError("database is locked")
-        return self.store.apply_batch(deliveries)
-
-    def get(self, user_id: str) -> Account | None:
-        return self.store.get(user_id)
-
-    def prune_inbox(self, processed_before: datetime) -> int:
-        return self.store.prune_inbox(processed_before)
-
-    def ping(self) -> None:
-        self.store.ping()
+    return failing
 
 
 def test_a_transient_failure_is_retried_with_backoff_then_applied(
     kafka_bootstrap: str, topic: str, dlq_topic: str, store: SqliteAccountStore
 ) -> None:
     produce(kafka_bootstrap, topic, [user_created(topic, "u1")])
-    with consuming(kafka_bootstrap, topic, dlq_topic, FlakyStore(store, failures=2)) as consumer:
+    with consuming(
+        kafka_bootstrap, topic, dlq_topic, FlakyStore(store, busy(failures=2))
+    ) as consumer:
         eventually(lambda: consumer.status().applied == 1 or None)
     assert (consumer.status().retries, consumer.status().dead_lettered) == (2, 0)
 
@@ -226,7 +212,7 @@ def test_a_batch_past_the_retry_bound_is_applied_one_by_one_and_no_record_is_los
 ) -> None:
     produce(kafka_bootstrap, topic, [user_created(topic, f"u{n}") for n in range(20)])
     # The 3 attempts of the first batch fail; its records, alone, then go in.
-    flaky = FlakyStore(store, failures=3)
+    flaky = FlakyStore(store, busy(failures=3))
     with consuming(kafka_bootstrap, topic, dlq_topic, flaky) as consumer:
         eventually(lambda: consumer.status().applied == 20 or None)
     assert consumer.status().dead_lettered == 0
@@ -238,7 +224,7 @@ def test_a_record_failing_past_the_retry_bound_is_dead_lettered_and_the_partitio
 ) -> None:
     produce(kafka_bootstrap, topic, [user_created(topic, "u1"), user_created(topic, "u1b")])
     group = unique("group")
-    flaky = FlakyStore(store, failures=0, stuck=frozenset({"u1"}))
+    flaky = FlakyStore(store, busy(failures=0, stuck=frozenset({"u1"})))
     with consuming(kafka_bootstrap, topic, dlq_topic, flaky, group) as consumer:
         eventually(lambda: consumer.status().dead_lettered == 1 or None)
         eventually(lambda: consumer.status().applied == 1 or None)

@@ -12,13 +12,13 @@ from typing import cast
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from auth_svc.accounts import Account, Delivery, EventSource, Outcome
+from auth_svc.accounts import Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.handlers import HANDLERS
 from auth_svc.store import SqliteAccountStore
 from herald.cloudevents import Headers, header_values
 from herald.producer import Record
-from herald.sqlite import StoreUnavailableError
+from tests.support import FlakyStore
 from users_svc.events import EventRecords
 from users_svc.model import User
 
@@ -97,36 +97,6 @@ class DeadLetters:
     def send(self, records: Sequence[Record]) -> list[bool]:
         self.records.extend(records)
         return [True] * len(records)
-
-
-class FlakyStore:
-    """A real store whose writes fail while `failing` says so for the deliveries at hand."""
-
-    def __init__(
-        self, store: SqliteAccountStore, failing: Callable[[Sequence[Delivery]], bool]
-    ) -> None:
-        self.store = store
-        self.failing = failing
-        self.batches: list[int] = []  # the size of every batch tried
-
-    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
-        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
-        return outcome
-
-    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        self.batches.append(len(deliveries))
-        if self.failing(deliveries):
-            raise StoreUnavailableError("database is locked")
-        return self.store.apply_batch(deliveries)
-
-    def get(self, user_id: str) -> Account | None:
-        return self.store.get(user_id)
-
-    def prune_inbox(self, processed_before: datetime) -> int:
-        return self.store.prune_inbox(processed_before)
-
-    def ping(self) -> None:
-        self.store.ping()
 
 
 @pytest.fixture

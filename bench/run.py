@@ -239,9 +239,13 @@ class Bench:
         }
         self._check(noop_max, users_max, noop_half, users_half, users_light)
 
+    def _topic(self, name: str) -> None:
+        """A topic of the bench's own, partitioned like the events topic, kept an hour."""
+        ensure_topics(self.bootstrap, (TopicSpec(name, PARTITIONS, 3_600_000),))
+
     def _round_trip(self, rate: int) -> Latencies:
         topic = "bench.round-trip"
-        ensure_topics(self.bootstrap, (TopicSpec(topic, PARTITIONS, 3_600_000),))
+        self._topic(topic)
         return bare.round_trip(
             self.bootstrap,
             topic,
@@ -279,7 +283,7 @@ class Bench:
             rss_after_drain = {"users_svc": users.rss_mib(), "auth_svc": rss_last["auth_svc"]}
 
         records = _backlog_records(self.workdir / "relay-users" / "users.sqlite3", backlog.ok)
-        ensure_topics(self.bootstrap, (TopicSpec("bench.bare-relay", PARTITIONS, 3_600_000),))
+        self._topic("bench.bare-relay")
         bare_send = bare.produce_throughput(self.bootstrap, records, "bench.bare-relay")
         self.raw["relay"] = {
             "backlog": backlog.ok,
@@ -299,7 +303,7 @@ class Bench:
     def consumer(self) -> None:
         """auth_svc over a pre-filled topic, against a bare consume-and-decode loop."""
         topic = "bench.prefill"
-        ensure_topics(self.bootstrap, (TopicSpec(topic, PARTITIONS, 3_600_000),))
+        self._topic(topic)
         records = _user_created_records(topic, self.plan.prefill)
         bare.produce_throughput(self.bootstrap, records, topic)
         auth = self.auth(self.workdir / "consumer-auth", "bench-consumer", topic=topic)

@@ -130,6 +130,15 @@ class TestOutbox:
         assert store.prune(published_before=T0 + timedelta(seconds=1)) == 2
         assert store.pending(10) == rows[2:]
 
+    def test_marking_leaves_the_rows_between_marked_ones_pending(
+        self, store: SqliteUserStore
+    ) -> None:
+        for n in range(6):
+            append(store, record(n))
+        rows = store.pending(10)
+        store.mark_published([rows[i].seq for i in (4, 0, 1, 3)], at=T0)
+        assert store.pending(10) == [rows[2], rows[5]]
+
     def test_ping_passes_on_a_usable_store(self, store: SqliteUserStore) -> None:
         store.ping()
 

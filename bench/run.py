@@ -53,7 +53,7 @@ from herald.producer import Record
 from herald.sqlite import from_micros
 from herald.topics import EVENTS_TOPIC, TopicSpec, ensure_topics
 from users_svc.events import EventRecords
-from users_svc.model import User
+from users_svc.model import User, new_user_id
 
 PARTITIONS = 6  # as the events topic has
 
@@ -380,10 +380,12 @@ def _sample_record() -> Record:
 
 
 def _user_created_records(topic: str, count: int) -> list[Record]:
+    """UserCreated records as users_svc makes them, ids included (their order matters to
+    auth_svc's indexes)."""
     records = EventRecords(topic, "/herald/bench")
     now = datetime.now(UTC)
     return [
-        records.user_created(User(f"user-{n}", "Bench User", f"u{n}@bench.example", now, now, 1))
+        records.user_created(User(new_user_id(), "Bench User", f"u{n}@bench.example", now, now, 1))
         for n in range(count)
     ]
 

@@ -6,7 +6,6 @@ leaves storage to a UserStore and encoding to EventRecords.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -17,16 +16,13 @@ from users_svc.model import (
     User,
     UserChange,
     UserNotFoundError,
+    new_user_id,
 )
 from users_svc.store import CreateRequest, UnitOfWork, UserStore
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Users:
@@ -37,7 +33,7 @@ class Users:
         *,
         on_event: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = _now,
-        new_id: Callable[[], str] = _new_id,
+        new_id: Callable[[], str] = new_user_id,
     ) -> None:
         self._store = store
         self._events = events

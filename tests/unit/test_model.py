@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import time
 import unicodedata
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +12,7 @@ from users_svc.model import (
     User,
     email_key,
     event_id,
+    new_user_id,
     validate_change,
     validate_new_user,
 )
@@ -160,6 +163,32 @@ def test_event_ids_are_stable_per_user_and_version() -> None:
     assert event_id("u1", 1) == event_id("u1", 1)
     assert len({event_id("u1", 1), event_id("u1", 2), event_id("u2", 1)}) == 3
     assert User("u1", "A", "a@x.io", T0, T0, 3).event_id == event_id("u1", 3)
+
+
+def test_user_ids_are_uuid7_and_sort_in_creation_order() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [new_user_id() for _ in range(3)]
+    after = time.time_ns() // 1_000_000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 7, uuid.RFC_4122)
+        assert before <= parsed.int >> 80 <= after
+    assert len(set(ids)) == 3
+
+
+def test_event_ids_are_uuid8_that_sort_with_their_users_ids() -> None:
+    old, new = (
+        f"{millis:012x}"[:8] + "-" + f"{millis:012x}"[8:] + "-7abc-8def-0123456789ab"
+        for millis in (1_700_000_000_000, 1_800_000_000_000)
+    )
+    ids = [event_id(user, version) for user in (old, new) for version in (1, 2)]
+    for text, user in zip(ids, (old, old, new, new), strict=True):
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 8, uuid.RFC_4122)
+        assert text[:13] == user[:13]  # the user id's milliseconds
+    assert max(ids[:2]) < min(ids[2:])
+    # An id that is not a UUIDv7 still gets a stable UUIDv8, from the hash alone.
+    assert uuid.UUID(event_id("u1", 1)).version == 8
 
 
 def test_email_key_ignores_case_in_every_script() -> None:

@@ -126,7 +126,7 @@ class EventConsumer:
         handlers: Mapping[str, Handler],
         dead_letters: DeadLetters,
         retry: RetryPolicy = RetryPolicy(),
-        batch_size: int = 5000,
+        batch_size: int = 1000,
         max_lag: int = 10_000,
         status_every_s: float = 2.0,
         on_first_assignment: Callable[[], None] = lambda: None,

@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,22 @@ class Service:
 
     def rss_mib(self) -> float:
         return psutil.Process(self.pid).memory_info().rss / 2**20
+
+
+@contextmanager
+def pinned(cpus: str) -> Iterator[None]:
+    """Run the block on `cpus` (a taskset list), then return to the CPUs this thread had.
+
+    A baseline measured in the bench's own process goes where the Herald side it is compared
+    with ran, so neither gets a core the other did not. Threads started in the block (a
+    librdkafka client's) keep the pinning: create and close the client inside it.
+    """
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(",")})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 class CpuMeter:

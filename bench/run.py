@@ -44,7 +44,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench import bare, report
 from bench.ghz import Ghz, GhzResult, Load
 from bench.observer import POLL_S, AccountWatcher
-from bench.processes import REPO, CpuMeter, Pinning, Service
+from bench.processes import REPO, CpuMeter, Pinning, Service, pinned
 from bench.stats import Latencies
 from bench.versions import environment
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -284,7 +284,9 @@ class Bench:
 
         records = _backlog_records(self.workdir / "relay-users" / "users.sqlite3", backlog.ok)
         self._topic("bench.bare-relay")
-        bare_send = bare.produce_throughput(self.bootstrap, records, "bench.bare-relay")
+        # On the core the relay had (it runs in users_svc), the broker on the others.
+        with pinned(self.server_cpus):
+            bare_send = bare.produce_throughput(self.bootstrap, records, "bench.bare-relay")
         self.raw["relay"] = {
             "backlog": backlog.ok,
             "backlog_calls": backlog.summary(),

@@ -65,7 +65,7 @@ class OutboxRelay:
                 # After a failure, one row probes whether Kafka is back: a whole batch would
                 # sit in the producer's queue for the send timeout, and its buffers would stay
                 # in the process's heap (`make bench` saw users_svc's RSS grow by a quarter).
-                complete, sent = self.publish_pending(None if complete else 1, stopping)
+                complete, sent = self.publish_pending(self._batch_size if complete else 1, stopping)
             except StoreUnavailableError:
                 complete, sent = False, 0
             except Exception:
@@ -104,20 +104,14 @@ class OutboxRelay:
             return True, 0
         sending = self._sender.start([row.record for row in rows])
         published = 0
-        # A probe (a capped first batch) is likely to fail: reading a whole batch behind it
-        # would only be thrown away, again and again while Kafka is down.
-        read_ahead = first is None
         while True:
-            upcoming = (
-                self._outbox.pending(self._batch_size, after=rows[-1].seq) if read_ahead else []
-            )
+            upcoming = self._outbox.pending(self._batch_size, after=rows[-1].seq)
             acknowledged = sending.result()
-            read_ahead = True
-            done = [row.seq for row, ok in zip(rows, acknowledged, strict=True) if ok]
-            complete = len(done) == len(rows)
-            if complete and not upcoming:
+            if not upcoming:
                 # Rows committed during the round trip go next, not after the mark.
                 upcoming = self._outbox.pending(self._batch_size, after=rows[-1].seq)
+            done = [row.seq for row, ok in zip(rows, acknowledged, strict=True) if ok]
+            complete = len(done) == len(rows)
             more = complete and bool(upcoming) and not (stopping and stopping.is_set())
             if more:
                 sending = self._sender.start([row.record for row in upcoming])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -25,26 +24,15 @@ class Record:
     headers: Headers
 
 
-class Sending(Protocol):
-    """A batch on its way to the broker."""
-
-    def result(self) -> list[bool]:
-        """Wait until each record is acknowledged or failed: True for each acknowledged one,
-        in the order the records were given."""
-        ...
-
-
 class KafkaBatchSender:
-    """Sends records in order with one idempotent producer and reports, record by record,
-    which ones the broker acknowledged.
+    """Sends records in order with one idempotent producer and waits for every delivery report.
 
     The producer's `message.timeout.ms` must be shorter than `wait_s`: then each record has
-    failed or been acknowledged when a batch's result is in, and nothing of the batch is left
-    in the queue to race a retry of the records that failed. For the same reason, start a
-    batch only once the previous one's result is in.
+    failed or been acknowledged when `send` returns, and nothing of the batch is left in the
+    queue to race a retry of the records that failed.
 
     When librdkafka reports a fatal error (the idempotence guarantees can no longer be kept),
-    the producer is unusable: the next batch replaces it with a new one, as librdkafka's
+    the producer is unusable: the next `send` replaces it with a new one, as librdkafka's
     documentation prescribes, and the caller's retry resends what failed.
     """
 
@@ -64,10 +52,6 @@ class KafkaBatchSender:
 
     def send(self, records: Sequence[Record]) -> list[bool]:
         """True for each record the broker acknowledged, in the order given."""
-        return self.start(records).result()
-
-    def start(self, records: Sequence[Record]) -> Sending:
-        """Queue the records for sending and return at once; the result waits for them."""
         if self._fatal:
             logger.error("replacing the producer after a fatal error")
             self._producer.flush(0)
@@ -86,7 +70,10 @@ class KafkaBatchSender:
 
         for index, record in enumerate(records):
             self._produce(record, report(index))
-        return _KafkaSending(self._producer, acknowledged, self._wait_s)
+        left = self._producer.flush(self._wait_s)
+        if left:
+            logger.error("%d records still queued after %.0f s", left, self._wait_s)
+        return acknowledged
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Flush; return (and log) how many records were still undelivered."""
@@ -112,21 +99,6 @@ class KafkaBatchSender:
                 self._producer.poll(0.05)
             else:
                 return
-
-
-class _KafkaSending:
-    def __init__(self, producer: Producer, acknowledged: list[bool], wait_s: float) -> None:
-        self._producer = producer
-        self._acknowledged = acknowledged
-        self._wait_s = wait_s
-
-    def result(self) -> list[bool]:
-        # A flush sends what is queued at once, whatever linger.ms says, and serves the
-        # delivery reports that fill in `acknowledged`.
-        left = self._producer.flush(self._wait_s)
-        if left:
-            logger.error("%d records still queued after %.0f s", left, self._wait_s)
-        return self._acknowledged
 
 
 def _log_client_error(error: KafkaError) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from herald.producer import Record, Sending
+from herald.producer import Record
 from herald.sqlite import StoreUnavailableError
 from users_svc.store import Outbox
 
@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 class BatchSender(Protocol):
-    def start(self, records: Sequence[Record]) -> Sending:
-        """Start sending records in order; the result says which ones were acknowledged."""
+    def send(self, records: Sequence[Record]) -> list[bool]:
+        """Send records in order; True for each one the broker acknowledged."""
         ...
 
 
@@ -65,7 +65,7 @@ class OutboxRelay:
                 # After a failure, one row probes whether Kafka is back: a whole batch would
                 # sit in the producer's queue for the send timeout, and its buffers would stay
                 # in the process's heap (`make bench` saw users_svc's RSS grow by a quarter).
-                complete, sent = self.publish_pending(self._batch_size if complete else 1, stopping)
+                complete, sent = self.publish_once(self._batch_size if complete else 1)
             except StoreUnavailableError:
                 complete, sent = False, 0
             except Exception:
@@ -88,49 +88,22 @@ class OutboxRelay:
             # past the shutdown grace. Unsent rows stay in the outbox for the next start.
             self._drain(time.monotonic() + drain_s)
 
-    def publish_pending(
-        self, first: int | None = None, stopping: threading.Event | None = None
-    ) -> tuple[bool, int]:
-        """Publish pending rows a batch at a time until none is left, a batch is not wholly
-        acknowledged, or `stopping` is set: (every row acknowledged?, rows published).
-        `first` caps the first batch (the batch size by default).
-
-        One batch is in flight at a time, so a failed record is never overtaken by a later
-        batch. Reading the next batch overlaps the broker's round trip, and the next batch
-        is sent before the acknowledged one is marked, so marking (a commit) overlaps it too.
-        """
-        rows = self._outbox.pending(first or self._batch_size)
+    def publish_once(self, limit: int | None = None) -> tuple[bool, int]:
+        """Publish the oldest pending rows, up to `limit` (the batch size by default):
+        (every row acknowledged?, rows published)."""
+        rows = self._outbox.pending(limit or self._batch_size)
         if not rows:
             return True, 0
-        sending = self._sender.start([row.record for row in rows])
-        published = 0
-        while True:
-            upcoming = self._outbox.pending(self._batch_size, after=rows[-1].seq)
-            acknowledged = sending.result()
-            if not upcoming:
-                # Rows committed during the round trip go next, not after the mark.
-                upcoming = self._outbox.pending(self._batch_size, after=rows[-1].seq)
-            done = [row.seq for row, ok in zip(rows, acknowledged, strict=True) if ok]
-            complete = len(done) == len(rows)
-            more = complete and bool(upcoming) and not (stopping and stopping.is_set())
-            if more:
-                sending = self._sender.start([row.record for row in upcoming])
-            try:
-                if done:
-                    self._outbox.mark_published(done, self._clock())
-                    published += len(done)
-            except BaseException:
-                if more:
-                    sending.result()  # leave nothing in flight for the retry to race
-                raise
-            if not more:
-                return complete, published
-            rows = upcoming
+        acknowledged = self._sender.send([row.record for row in rows])
+        published = [row.seq for row, ok in zip(rows, acknowledged, strict=True) if ok]
+        if published:
+            self._outbox.mark_published(published, self._clock())
+        return len(published) == len(rows), len(published)
 
     def _drain(self, deadline: float) -> None:
         try:
             while time.monotonic() < deadline:
-                complete, sent = self.publish_pending()
+                complete, sent = self.publish_once()
                 if not complete or sent == 0:
                     break
             left = self._outbox.pending_count()

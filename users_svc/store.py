@@ -106,8 +106,8 @@ class UserStore(Protocol):
 
 
 class Outbox(Protocol):
-    def pending(self, limit: int, after: int = 0) -> list[OutboxRow]:
-        """The oldest unpublished events, in commit order; only those past seq `after`."""
+    def pending(self, limit: int) -> list[OutboxRow]:
+        """The oldest unpublished events, in commit order."""
         ...
 
     def mark_published(self, seqs: Sequence[int], at: datetime) -> None: ...
@@ -133,12 +133,12 @@ class SqliteUserStore:
     def ping(self) -> None:
         self._db.ping()
 
-    def pending(self, limit: int, after: int = 0) -> list[OutboxRow]:
+    def pending(self, limit: int) -> list[OutboxRow]:
         with self._db.read() as connection:
             rows = connection.execute(
                 "SELECT seq, topic, key, value, headers FROM outbox"
-                " WHERE published_at_us IS NULL AND seq > ? ORDER BY seq LIMIT ?",
-                (after, limit),
+                " WHERE published_at_us IS NULL ORDER BY seq LIMIT ?",
+                (limit,),
             ).fetchall()
         return [
             OutboxRow(seq, Record(topic, key, value, _decode_headers(headers)))

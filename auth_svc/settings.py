@@ -28,7 +28,7 @@ class Settings:
     # already fetched make up a batch; none waits for a batch to fill, so the size only
     # matters when auth_svc is behind. A batch's records are all in memory at once: over a
     # 100,000-event backlog, 5,000 grew RSS by a quarter and 1,000 by 5%, for ~8% less
-    # throughput (`make bench`; with time-ordered ids the per-event SQLite work hardly
+    # throughput (bench/README.md; with time-ordered ids the per-event SQLite work hardly
     # depends on the batch size any more).
     batch_size: int = 1000
     # Health turns NOT_SERVING when the group's lag on this instance's partitions stays

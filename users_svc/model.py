@@ -119,7 +119,7 @@ def new_user_id() -> str:
 
     Ids made later sort later, so both services' primary-key indexes grow at their right edge
     instead of taking each insert on a random page: with random ids (UUIDv4), auth_svc spent
-    twice the CPU per event, most of it writing index pages (`make bench`, bench/README.md).
+    twice the CPU per event, most of it writing index pages (measured: bench/README.md).
     Python 3.14's uuid.uuid7 makes the same ids.
     """
     millis = time.time_ns() // 1_000_000

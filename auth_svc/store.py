@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
 from herald import sqlite
@@ -143,25 +144,22 @@ def _apply_batch(
 
 
 def _processed_ids(connection: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
-    seen: set[str] = set()
-    for chunk in _chunks(event_ids, MAX_PARAMETERS):
-        rows = connection.execute(
-            f"SELECT event_id FROM processed_events WHERE event_id IN ({_marks(len(chunk))})",  # noqa: S608 - only ? marks are formatted in
-            chunk,
-        )
-        seen.update(event_id for (event_id,) in rows)
-    return seen
+    query = "SELECT event_id FROM processed_events WHERE event_id IN ({})"
+    return {event_id for (event_id,) in _rows_in(connection, query, event_ids)}
 
 
 def _versions(connection: sqlite3.Connection, user_ids: Iterable[str]) -> dict[str, int]:
-    versions: dict[str, int] = {}
-    for chunk in _chunks(user_ids, MAX_PARAMETERS):
-        rows = connection.execute(
-            f"SELECT user_id, version FROM accounts WHERE user_id IN ({_marks(len(chunk))})",  # noqa: S608 - only ? marks are formatted in
-            chunk,
-        )
-        versions.update(rows)
-    return versions
+    query = "SELECT user_id, version FROM accounts WHERE user_id IN ({})"
+    return dict(_rows_in(connection, query, user_ids))
+
+
+def _rows_in(
+    connection: sqlite3.Connection, query: str, keys: Iterable[str]
+) -> Iterator[tuple[Any, ...]]:
+    """The rows `query` selects for `keys`: its `{}` becomes one ? per key, and the keys go
+    in chunks small enough for SQLite's parameter limit."""
+    for chunk in _chunks(keys, MAX_PARAMETERS):
+        yield from connection.execute(query.format(_marks(len(chunk))), chunk)
 
 
 def _account_rows(accounts: Iterable[Account]) -> list[tuple[str, str, str, int, int, str, int]]:

@@ -70,12 +70,12 @@ protos: install ## Regenerate herald/'s Python code and descriptor set, and docs
 	find herald -name '*_pb2*.py*' -delete
 	rm -f herald/descriptors.binpb
 	$(call generate,.)
-	$(PYTHON) -m herald.asyncapi protos/herald/users/v1/events.proto > docs/asyncapi.json
+	$(PYTHON) -m herald.tools.asyncapi protos/herald/users/v1/events.proto > docs/asyncapi.json
 
 check-protos: install ## Fail when herald/'s generated code does not match protos/.
 	rm -rf .cache/protos-check
 	$(call generate,.cache/protos-check)
-	$(PYTHON) -m herald.asyncapi protos/herald/users/v1/events.proto > .cache/protos-check/asyncapi.json
+	$(PYTHON) -m herald.tools.asyncapi protos/herald/users/v1/events.proto > .cache/protos-check/asyncapi.json
 	stale=$$(diff -rq -x __pycache__ .cache/protos-check/herald herald | grep -E '_pb2|\.binpb' || true); \
 	cmp -s .cache/protos-check/asyncapi.json docs/asyncapi.json || stale="$$stale docs/asyncapi.json"; \
 	if [ -n "$$stale" ]; then echo "$$stale"; echo "stale generated files: run 'make protos'"; exit 1; fi

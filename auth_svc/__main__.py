@@ -20,10 +20,10 @@ from auth_svc.servicer import AuthServicer
 from auth_svc.settings import Settings
 from auth_svc.store import SqliteAccountStore
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.grpc_server import create_server
-from herald.kafka_config import consumer_config, producer_config
+from herald.kafka.config import consumer_config, producer_config
+from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import configure_logging, shutdown_event
-from herald.producer import KafkaBatchSender
+from herald.rpc.server import create_server
 
 logger = logging.getLogger("auth_svc")
 

@@ -26,10 +26,10 @@ from google.protobuf.message import DecodeError
 
 from auth_svc.accounts import Account, AccountStore, Delivery, EventSource, Outcome
 from auth_svc.handlers import Handler, InvalidEventError
-from herald.cloudevents import ReceivedHeaders, format_time, header_pairs, header_values
-from herald.dlq import DLQ_HEADER_PREFIX
-from herald.producer import Record
-from herald.sqlite import StoreUnavailableError
+from herald.kafka.cloudevents import ReceivedHeaders, format_time, header_pairs, header_values
+from herald.kafka.sender import Record
+from herald.storage.sqlite import StoreUnavailableError
+from herald.tools.replay import DLQ_HEADER_PREFIX
 
 logger = logging.getLogger(__name__)
 

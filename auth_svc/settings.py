@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from herald.topics import DLQ_TOPIC, EVENTS_TOPIC
+from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
-from herald import sqlite
-from herald.sqlite import from_micros, to_micros
+from herald.storage import sqlite
+from herald.storage.sqlite import from_micros, to_micros
 
 MIGRATIONS = (
     # 1: accounts, and the inbox of every event applied (or found stale) once.

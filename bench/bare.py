@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from bench.stats import Latencies
-from herald.kafka_config import consumer_config, producer_config
-from herald.producer import Record
+from herald.kafka.config import consumer_config, producer_config
+from herald.kafka.sender import Record
 from herald.users.v1 import events_pb2
 
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 import grpc
 
-from herald.grpc_server import create_server
 from herald.lifecycle import configure_logging, shutdown_event
+from herald.rpc.server import create_server
 from herald.users.v1 import users_pb2, users_pb2_grpc
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import psutil
 
-from herald.grpc_client import wait_until_serving
-from herald.localkafka import free_ports
+from herald.rpc.client import wait_until_serving
+from herald.tools.localkafka import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from herald.grpc_server import create_server
+from herald.rpc.server import create_server
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
 from auth_svc.store import SqliteAccountStore
-from herald.sqlite import StoreUnavailableError
+from herald.storage.sqlite import StoreUnavailableError
 
 T = TypeVar("T")
 

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import grpc
 
-from herald.grpc_server import create_server
-from herald.kafka_config import producer_config
+from herald.kafka.config import producer_config
+from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import configure_logging, shutdown_event
-from herald.producer import KafkaBatchSender
-from herald.sqlite import StoreUnavailableError
+from herald.rpc.server import create_server
+from herald.storage.sqlite import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.events import EventRecords
 from users_svc.relay import OutboxRelay

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from herald.producer import Record
-from herald.sqlite import StoreUnavailableError
+from herald.kafka.sender import Record
+from herald.storage.sqlite import StoreUnavailableError
 from users_svc.store import Outbox
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from herald import sqlite
-from herald.producer import Record
-from herald.sqlite import from_micros, to_micros
+from herald.kafka.sender import Record
+from herald.storage import sqlite
+from herald.storage.sqlite import from_micros, to_micros
 from users_svc.model import EmailTakenError, User, email_key
 
 T = TypeVar("T")

@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from herald.grpc_client import wait_until_serving
-from herald.localkafka import free_ports
+from herald.rpc.client import wait_until_serving
+from herald.tools.localkafka import free_ports
 from tests.conftest import REPO
 
 # Every process started here, so none outlives the run: a test that fails half-way would

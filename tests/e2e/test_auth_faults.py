@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.kafka_config import producer_config
+from herald.kafka.config import producer_config
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually, unique
 from users_svc.events import EventRecords

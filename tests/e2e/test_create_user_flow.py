@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.topics import EVENTS_TOPIC
+from herald.kafka.topics import EVENTS_TOPIC
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.conftest import REPO
 from tests.e2e.conftest import Stack

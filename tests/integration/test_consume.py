@@ -16,9 +16,9 @@ from auth_svc.accounts import AccountStore, Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.handlers import HANDLERS
 from auth_svc.store import SqliteAccountStore
-from herald.cloudevents import Headers, header_values
-from herald.kafka_config import consumer_config, producer_config
-from herald.producer import KafkaBatchSender
+from herald.kafka.cloudevents import Headers, header_values
+from herald.kafka.config import consumer_config, producer_config
+from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import FlakyStore, end_offsets, eventually, read_topic, unique
 from users_svc.events import EventRecords

@@ -5,9 +5,9 @@ from __future__ import annotations
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from herald.cli import main
-from herald.dlq import replay
-from herald.kafka_config import producer_config
+from herald.kafka.config import producer_config
+from herald.tools.cli import main
+from herald.tools.replay import replay
 from tests.support import read_topic, unique
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from herald.kafka_config import producer_config
-from herald.topics import DLQ_TOPIC, EVENTS_TOPIC, ensure_topics
+from herald.kafka.config import producer_config
+from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC, ensure_topics
 from tests.conftest import free_port_cluster
 from tests.support import read_topic
 

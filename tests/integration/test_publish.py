@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from herald.cloudevents import header_values
-from herald.kafka_config import producer_config
-from herald.producer import KafkaBatchSender
+from herald.kafka.cloudevents import header_values
+from herald.kafka.config import producer_config
+from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import read_topic
 from users_svc.events import EventRecords

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from herald.localkafka import LocalKafka, running_cluster
+from herald.tools.localkafka import LocalKafka, running_cluster
 from tests.conftest import REPO, free_port_cluster
 from tests.reliability.harness import Result
 

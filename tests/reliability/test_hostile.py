@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.grpc_client import SERVING, health_status
-from herald.localkafka import LocalKafka
+from herald.rpc.client import SERVING, health_status
+from herald.tools.localkafka import LocalKafka
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.reliability.harness import Result, scenario
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from herald.cloudevents import Headers
-from herald.kafka_config import producer_config
-from herald.localkafka import LocalKafka
+from herald.kafka.cloudevents import Headers
+from herald.kafka.config import producer_config
+from herald.tools.localkafka import LocalKafka
 from tests.reliability.harness import Load, Result, check, scenario
 from tests.support import eventually
 

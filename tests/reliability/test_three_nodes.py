@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from herald.localkafka import LocalKafka, running_cluster
+from herald.tools.localkafka import LocalKafka, running_cluster
 from tests.conftest import free_port_cluster
 from tests.reliability.harness import Load, Result, scenario
 

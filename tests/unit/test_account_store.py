@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from auth_svc import store as store_module
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
 from auth_svc.store import SqliteAccountStore
-from herald import sqlite
-from herald.sqlite import StoreUnavailableError
+from herald.storage import sqlite
+from herald.storage.sqlite import StoreUnavailableError
 
 T0 = datetime(2026, 1, 1, 0, 0, 0, 654321, tzinfo=UTC)
 HERE = EventSource("events", 0, 0)

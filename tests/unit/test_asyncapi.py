@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from herald.asyncapi import HEADERS, render
-from herald.cloudevents import EventAttributes
-from herald.topics import DLQ_TOPIC, EVENTS_TOPIC
+from herald.kafka.cloudevents import EventAttributes
+from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
+from herald.tools.asyncapi import HEADERS, render
 from herald.users.v1 import events_pb2
 from tests.conftest import REPO
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from herald.cloudevents import EventAttributes, format_time, header_values
+from herald.kafka.cloudevents import EventAttributes, format_time, header_values
 
 
 def test_headers_carry_every_attribute_in_binary_mode() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from herald.localkafka import STANDARD_PORTS, LocalKafka
+from herald.tools.localkafka import STANDARD_PORTS, LocalKafka
 from tests.conftest import REPO
 
 COMPOSE = REPO / ".venv" / "bin" / "docker-compose"

@@ -16,8 +16,8 @@ from auth_svc.accounts import Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.handlers import HANDLERS
 from auth_svc.store import SqliteAccountStore
-from herald.cloudevents import Headers, header_values
-from herald.producer import Record
+from herald.kafka.cloudevents import Headers, header_values
+from herald.kafka.sender import Record
 from tests.support import FlakyStore
 from users_svc.events import EventRecords
 from users_svc.model import User

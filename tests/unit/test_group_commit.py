@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from herald import sqlite
-from herald.sqlite import Database, StoreUnavailableError
+from herald.storage import sqlite
+from herald.storage.sqlite import Database, StoreUnavailableError
 from tests.support import eventually
 
 SCHEMA = (

@@ -6,8 +6,8 @@ import threading
 
 from grpc_health.v1 import health_pb2
 
-from herald.grpc_client import health_status
-from herald.grpc_server import create_server
+from herald.rpc.client import health_status
+from herald.rpc.server import create_server
 from tests.support import eventually
 
 

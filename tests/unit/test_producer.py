@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from herald.kafka_config import producer_config
-from herald.localkafka import free_ports
-from herald.producer import KafkaBatchSender, Record
+from herald.kafka.config import producer_config
+from herald.kafka.sender import KafkaBatchSender, Record
+from herald.tools.localkafka import free_ports
 
 
 def record(key: bytes, value: bytes = b"v") -> Record:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.producer import Record
+from herald.kafka.sender import Record
 from tests.support import eventually
 from users_svc.relay import OutboxRelay
 from users_svc.store import SqliteUserStore

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from herald import sqlite
-from herald.producer import Record
-from herald.sqlite import StoreUnavailableError
+from herald.kafka.sender import Record
+from herald.storage import sqlite
+from herald.storage.sqlite import StoreUnavailableError
 from users_svc.model import EmailTakenError, User
 from users_svc.store import MIGRATIONS, CreateRequest, SqliteUserStore, UnitOfWork
 

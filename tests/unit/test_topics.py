@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald.topics import DLQ_TOPIC, EVENTS_TOPIC, TOPICS, replication_for
+from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC, TOPICS, replication_for
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from herald.grpc_client import wait_until_serving
+from herald.kafka.topics import ensure_topics
 from herald.lifecycle import shutdown_event
-from herald.localkafka import LocalKafka
-from herald.topics import ensure_topics
+from herald.rpc.client import wait_until_serving
+from herald.tools.localkafka import LocalKafka
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from herald.cloudevents import header_pairs, header_values
-from herald.kafka_config import producer_config
-from herald.producer import KafkaBatchSender, Record
+from herald.kafka.cloudevents import header_pairs, header_values
+from herald.kafka.config import producer_config
+from herald.kafka.sender import KafkaBatchSender, Record
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `make protos` writes it to docs/asyncapi.json and `make check-protos` fails when it is stale,
 so other teams read the same topic names, key, headers and messages the services use.
-Run: python -m herald.asyncapi protos/herald/users/v1/events.proto
+Run: python -m herald.tools.asyncapi protos/herald/users/v1/events.proto
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from herald.cloudevents import CONTENT_TYPE, SPEC_VERSION
-from herald.topics import DLQ_TOPIC, EVENTS_TOPIC, TOPICS
+from herald.kafka.cloudevents import CONTENT_TYPE, SPEC_VERSION
+from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC, TOPICS
 from herald.users.v1 import events_pb2
 
 PROTOBUF_FORMAT = "application/vnd.google.protobuf;version=3"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from herald.reflection import enable_documented_reflection
+from herald.rpc.reflection import enable_documented_reflection
 
 logger = logging.getLogger(__name__)
 

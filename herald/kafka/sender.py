@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from herald.cloudevents import Headers
-from herald.kafka_config import ClientConfig
+from herald.kafka.cloudevents import Headers
+from herald.kafka.config import ClientConfig
 
 logger = logging.getLogger(__name__)
 

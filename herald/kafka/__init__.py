@@ -1,0 +1,1 @@
+"""Kafka as both services use it: client settings, the batch sender, CloudEvents headers, topics."""

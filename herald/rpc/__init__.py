@@ -1,0 +1,1 @@
+"""gRPC as both services use it: the server bootstrap, typed errors, reflection, health clients."""

@@ -1,0 +1,1 @@
+"""The services' databases: what every backend shares, and SQLite."""

@@ -15,10 +15,10 @@ from confluent_kafka import Consumer
 from grpc_health.v1 import health_pb2
 
 from auth_svc.consumer import EventConsumer, RetryPolicy
-from auth_svc.handlers import HANDLERS
+from auth_svc.decoders import HANDLERS
 from auth_svc.servicer import AuthServicer
 from auth_svc.settings import Settings
-from auth_svc.store import SqliteAccountStore
+from auth_svc.sqlite_store import SqliteAccountStore
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.sender import KafkaBatchSender

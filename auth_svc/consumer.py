@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from google.protobuf.message import DecodeError
 
 from auth_svc.accounts import Account, AccountStore, Delivery, EventSource, Outcome
-from auth_svc.handlers import Handler, InvalidEventError
+from auth_svc.decoders import Handler, InvalidEventError
 from herald.kafka.cloudevents import ReceivedHeaders, format_time, header_pairs, header_values
 from herald.kafka.sender import Record
 from herald.storage.sqlite import StoreUnavailableError

@@ -12,7 +12,7 @@ from typing import TypeVar
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
-from auth_svc.store import SqliteAccountStore
+from auth_svc.sqlite_store import SqliteAccountStore
 from herald.storage.sqlite import StoreUnavailableError
 
 T = TypeVar("T")

@@ -19,12 +19,12 @@ from herald.lifecycle import configure_logging, shutdown_event
 from herald.rpc.server import create_server
 from herald.storage.sqlite import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
+from users_svc.application import Users
 from users_svc.events import EventRecords
 from users_svc.relay import OutboxRelay
-from users_svc.service import Users
 from users_svc.servicer import UserServicer
 from users_svc.settings import Settings
-from users_svc.store import SqliteUserStore
+from users_svc.sqlite_store import SqliteUserStore
 
 logger = logging.getLogger("users_svc")
 

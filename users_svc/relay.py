@@ -15,7 +15,7 @@ from typing import Protocol
 
 from herald.kafka.sender import Record
 from herald.storage.sqlite import StoreUnavailableError
-from users_svc.store import Outbox
+from users_svc.sqlite_store import Outbox
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ import grpc
 from herald.rpc.errors import abort, bad_request, internal_errors_hidden, retry_info
 from herald.storage.sqlite import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
+from users_svc.application import Users
 from users_svc.model import (
     EmailTakenError,
     InvalidRequestError,
@@ -19,7 +20,6 @@ from users_svc.model import (
     validate_change,
     validate_new_user,
 )
-from users_svc.service import Users
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from auth_svc.accounts import AccountStore, Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
-from auth_svc.handlers import HANDLERS
-from auth_svc.store import SqliteAccountStore
+from auth_svc.decoders import HANDLERS
+from auth_svc.sqlite_store import SqliteAccountStore
 from herald.kafka.cloudevents import Headers, header_values
 from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.sender import KafkaBatchSender

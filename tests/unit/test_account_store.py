@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auth_svc import store as store_module
+from auth_svc import sqlite_store as store_module
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
-from auth_svc.store import SqliteAccountStore
+from auth_svc.sqlite_store import SqliteAccountStore
 from herald.storage import sqlite
 from herald.storage.sqlite import StoreUnavailableError
 

@@ -12,7 +12,7 @@ import pytest
 from auth_svc.accounts import Account, EventSource
 from auth_svc.consumer import ConsumerStatus, PartitionLag
 from auth_svc.servicer import AuthServicer
-from auth_svc.store import SqliteAccountStore
+from auth_svc.sqlite_store import SqliteAccountStore
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests.grpc_support import serving
 

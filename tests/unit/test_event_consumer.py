@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from auth_svc.accounts import Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
-from auth_svc.handlers import HANDLERS
-from auth_svc.store import SqliteAccountStore
+from auth_svc.decoders import HANDLERS
+from auth_svc.sqlite_store import SqliteAccountStore
 from herald.kafka.cloudevents import Headers, header_values
 from herald.kafka.sender import Record
 from tests.support import FlakyStore

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.grpc_support import serving
+from users_svc.application import Users
 from users_svc.events import EventRecords
 from users_svc.model import (
     MAX_EMAIL_LENGTH,
@@ -22,9 +23,8 @@ from users_svc.model import (
     normalize,
     validate_new_user,
 )
-from users_svc.service import Users
 from users_svc.servicer import UserServicer
-from users_svc.store import SqliteUserStore
+from users_svc.sqlite_store import SqliteUserStore
 
 KNOWN_REASONS = {"INVALID_NAME", "INVALID_EMAIL", "INVALID_REQUEST_ID"}
 emails = st.one_of(st.text(), st.emails(), st.builds("{}@{}".format, st.text(), st.text()))

@@ -12,7 +12,7 @@ import pytest
 from herald.kafka.sender import Record
 from tests.support import eventually
 from users_svc.relay import OutboxRelay
-from users_svc.store import SqliteUserStore
+from users_svc.sqlite_store import SqliteUserStore
 
 
 class FlakySender:

@@ -13,7 +13,7 @@ from herald.kafka.sender import Record
 from herald.storage import sqlite
 from herald.storage.sqlite import StoreUnavailableError
 from users_svc.model import EmailTakenError, User
-from users_svc.store import MIGRATIONS, CreateRequest, SqliteUserStore, UnitOfWork
+from users_svc.sqlite_store import MIGRATIONS, CreateRequest, SqliteUserStore, UnitOfWork
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

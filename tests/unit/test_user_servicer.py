@@ -15,11 +15,11 @@ from herald.kafka.cloudevents import header_values
 from herald.storage import sqlite
 from herald.users.v1 import events_pb2, users_pb2, users_pb2_grpc
 from tests.grpc_support import error_details, serving
+from users_svc.application import Users
 from users_svc.events import EventRecords
 from users_svc.model import event_id
-from users_svc.service import Users
 from users_svc.servicer import UserServicer
-from users_svc.store import SqliteUserStore
+from users_svc.sqlite_store import SqliteUserStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 REQUEST_ID = "123e4567-e89b-12d3-a456-426614174000"

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf.message import DecodeError
 
-from auth_svc.handlers import HANDLERS, InvalidEventError, user_created, user_updated
+from auth_svc.decoders import HANDLERS, InvalidEventError, user_created, user_updated
 from herald.users.v1 import events_pb2
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)

@@ -18,7 +18,7 @@ from users_svc.model import (
     UserNotFoundError,
     new_user_id,
 )
-from users_svc.store import CreateRequest, UnitOfWork, UserStore
+from users_svc.sqlite_store import CreateRequest, UnitOfWork, UserStore
 
 
 def _now() -> datetime:

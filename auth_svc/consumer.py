@@ -28,7 +28,7 @@ from auth_svc.accounts import Account, AccountStore, Delivery, EventSource, Outc
 from auth_svc.decoders import Handler, InvalidEventError
 from herald.kafka.cloudevents import ReceivedHeaders, format_time, header_pairs, header_values
 from herald.kafka.sender import Record
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 from herald.tools.replay import DLQ_HEADER_PREFIX
 
 logger = logging.getLogger(__name__)

@@ -8,17 +8,11 @@ type is one function here and one line in HANDLERS.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from auth_svc.accounts import Account
+from herald.timestamps import from_timestamp
 from herald.users.v1 import events_pb2
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# A Timestamp may hold 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z: the range a
-# datetime covers, so every valid one converts.
-_MIN_SECONDS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // timedelta(seconds=1)
-_MAX_SECONDS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(seconds=1)
-_NANOS_PER_SECOND = 1_000_000_000
 
 
 class InvalidEventError(ValueError):
@@ -59,14 +53,10 @@ def _account(
 
 
 def _utc_datetime(seconds: int, nanos: int) -> datetime:
-    """A Timestamp's moment, to the microsecond (truncated, as Timestamp.ToDatetime does).
-
-    Done by hand because ToDatetime's checks and time-zone conversion cost more than the
-    rest of decoding an event; the range check here is the one it makes.
-    """
-    if not _MIN_SECONDS <= seconds <= _MAX_SECONDS or not 0 <= nanos < _NANOS_PER_SECOND:
-        raise InvalidEventError(f"invalid create_time: {seconds} s, {nanos} ns is out of range")
-    return EPOCH + timedelta(microseconds=seconds * 1_000_000 + nanos // 1000)
+    try:
+        return from_timestamp(seconds, nanos)
+    except ValueError as error:
+        raise InvalidEventError(f"invalid create_time: {error}") from None
 
 
 Handler = Callable[[bytes, datetime], Account]

@@ -10,7 +10,7 @@ from auth_svc.accounts import Account, AccountStore
 from auth_svc.consumer import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.rpc.errors import abort, internal_errors_hidden, retry_info
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 
 DOMAIN = "auth.herald"
 guarded = internal_errors_hidden(DOMAIN)

@@ -15,7 +15,7 @@ from typing import Any
 
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
 from herald.storage import sqlite
-from herald.storage.sqlite import from_micros, to_micros
+from herald.timestamps import from_micros, to_micros
 
 MIGRATIONS = (
     # 1: accounts, and the inbox of every event applied (or found stale) once.

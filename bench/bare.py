@@ -1,6 +1,6 @@
 """The baselines: what confluent-kafka alone does on the same broker, in the same run.
 
-Each one uses Herald's own client settings (herald.kafka_config), so the ratio to it is
+Each one uses Herald's own client settings (herald.kafka.config), so the ratio to it is
 the cost of Herald's work, not of different safety settings.
 """
 

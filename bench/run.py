@@ -50,7 +50,7 @@ from bench.versions import environment
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.sender import Record
 from herald.kafka.topics import EVENTS_TOPIC, TopicSpec, ensure_topics
-from herald.storage.sqlite import from_micros
+from herald.timestamps import from_micros
 from herald.tools.localkafka import LocalKafka
 from users_svc.events import EventRecords
 from users_svc.model import User, new_user_id

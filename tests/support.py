@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
 from auth_svc.sqlite_store import SqliteAccountStore
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from herald.kafka.config import producer_config
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import configure_logging, shutdown_event
 from herald.rpc.server import create_server
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.application import Users
 from users_svc.events import EventRecords

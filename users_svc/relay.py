@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from herald.kafka.sender import Record
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 from users_svc.sqlite_store import Outbox
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import NoReturn
 import grpc
 
 from herald.rpc.errors import abort, bad_request, internal_errors_hidden, retry_info
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.application import Users
 from users_svc.model import (

@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from herald.kafka.sender import Record
 from herald.storage import sqlite
-from herald.storage.sqlite import from_micros, to_micros
+from herald.timestamps import from_micros, to_micros
 from users_svc.model import EmailTakenError, User, email_key
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from auth_svc import sqlite_store as store_module
 from auth_svc.accounts import Account, Delivery, EventSource, Outcome
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.storage import sqlite
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 
 T0 = datetime(2026, 1, 1, 0, 0, 0, 654321, tzinfo=UTC)
 HERE = EventSource("events", 0, 0)

@@ -1,4 +1,4 @@
-"""Group commit on herald.sqlite.Database: concurrent writers share one transaction and one
+"""Group commit on herald.storage.sqlite.Database: concurrent writers share one transaction and one
 COMMIT, each unit of work in its own savepoint, and every caller gets its own answer."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from herald.storage import sqlite
-from herald.storage.sqlite import Database, StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
+from herald.storage.sqlite import Database
 from tests.support import eventually
 
 SCHEMA = (

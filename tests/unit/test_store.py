@@ -11,7 +11,7 @@ import pytest
 
 from herald.kafka.sender import Record
 from herald.storage import sqlite
-from herald.storage.sqlite import StoreUnavailableError
+from herald.storage.errors import StoreUnavailableError
 from users_svc.model import EmailTakenError, User
 from users_svc.sqlite_store import MIGRATIONS, CreateRequest, SqliteUserStore, UnitOfWork
 

@@ -1,23 +1,14 @@
-"""SQLite as the services' embedded database (moved here whole; split in the next commit)."""
+"""SQLite as the services' embedded database: connections, migrations, and group commit."""
 
-from herald.storage.sqlite.database import (
-    BUSY_TIMEOUT_S,
-    Database,
-    StoreUnavailableError,
-    connect,
-    from_micros,
-    migrate,
-    schema_version,
-    to_micros,
-)
+from herald.storage.sqlite.connection import BUSY_TIMEOUT_S, connect, unavailable_on_error
+from herald.storage.sqlite.database import Database
+from herald.storage.sqlite.migrations import migrate, schema_version
 
 __all__ = [
     "BUSY_TIMEOUT_S",
     "Database",
-    "StoreUnavailableError",
     "connect",
-    "from_micros",
     "migrate",
     "schema_version",
-    "to_micros",
+    "unavailable_on_error",
 ]

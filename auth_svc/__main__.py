@@ -37,12 +37,8 @@ def main() -> int:
     stopping = shutdown_event()
     store = SqliteAccountStore(settings.database_path)
     dead_letters = KafkaBatchSender(
-        producer_config(
-            settings.kafka_bootstrap_servers,
-            client_id="auth-svc-dlq",
-            **{"message.timeout.ms": DLQ_SEND_TIMEOUT_S * 1000},
-        ),
-        wait_s=DLQ_SEND_TIMEOUT_S + 5,
+        producer_config(settings.kafka_bootstrap_servers, client_id="auth-svc-dlq"),
+        timeout_s=DLQ_SEND_TIMEOUT_S,
     )
     server_ready = threading.Event()
     consumer = EventConsumer(

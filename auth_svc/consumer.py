@@ -19,17 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.protobuf.message import DecodeError
 
 from auth_svc.accounts import Account, AccountStore, Delivery, EventSource, Outcome
 from auth_svc.decoders import Handler, InvalidEventError
-from herald.kafka.cloudevents import ReceivedHeaders, format_time, header_pairs, header_values
-from herald.kafka.sender import Record
+from herald.kafka import deadletter
+from herald.kafka.records import ReceivedHeaders, header_values
+from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError
-from herald.tools.replay import DLQ_HEADER_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,6 @@ class PoisonRecordError(ValueError):
 
 class _StoppedError(Exception):
     """`stopping` was set while a record waited for a retry or for its dead letter."""
-
-
-class DeadLetters(Protocol):
-    """Where poison records go; herald.producer.KafkaBatchSender is one."""
-
-    def send(self, records: Sequence[Record]) -> list[bool]: ...
 
 
 @dataclass(frozen=True)
@@ -124,7 +118,7 @@ class EventConsumer:
         dlq_topic: str,
         store: AccountStore,
         handlers: Mapping[str, Handler],
-        dead_letters: DeadLetters,
+        dead_letters: RecordSender,
         retry: RetryPolicy = RetryPolicy(),
         batch_size: int = 1000,
         max_lag: int = 10_000,
@@ -331,20 +325,13 @@ class EventConsumer:
         cause = (
             error.__cause__ if isinstance(error, PoisonRecordError) and error.__cause__ else error
         )
-        headers = [
-            (name, value)
-            for name, value in header_pairs(message.headers())
-            if not name.startswith(DLQ_HEADER_PREFIX)
-        ]
-        headers += [
-            ("herald.dlq.topic", (message.topic() or "").encode()),
-            ("herald.dlq.partition", str(message.partition()).encode()),
-            ("herald.dlq.offset", str(message.offset()).encode()),
-            ("herald.dlq.time", format_time(self._clock()).encode()),
-            ("herald.dlq.error.class", type(cause).__name__.encode()),
-            ("herald.dlq.error.message", str(error)[:1000].encode(errors="replace")),
-        ]
-        record = Record(self._dlq_topic, message.key() or b"", message.value() or b"", headers)
+        record = deadletter.dead_letter(
+            message,
+            self._dlq_topic,
+            error_class=type(cause).__name__,
+            error_message=str(error),
+            at=self._clock(),
+        )
         backoff = self._retry.first_backoff_s
         while not self._dead_letters.send([record])[0]:
             logger.error("could not dead-letter %s; retrying in %.1f s", _where(message), backoff)

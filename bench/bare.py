@@ -15,7 +15,7 @@ from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from bench.stats import Latencies
 from herald.kafka.config import consumer_config, producer_config
-from herald.kafka.sender import Record
+from herald.kafka.records import Record
 from herald.users.v1 import events_pb2
 
 

@@ -48,10 +48,11 @@ from bench.processes import REPO, CpuMeter, Pinning, Service, pinned
 from bench.stats import Latencies
 from bench.versions import environment
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.kafka.sender import Record
-from herald.kafka.topics import EVENTS_TOPIC, TopicSpec, ensure_topics
+from herald.kafka.records import Record
+from herald.kafka.topics import EVENTS_TOPIC, TopicSpec
 from herald.timestamps import from_micros
 from herald.tools.localkafka import LocalKafka
+from herald.tools.topic_admin import ensure_topics
 from users_svc.events import EventRecords
 from users_svc.model import User, new_user_id
 

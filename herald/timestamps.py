@@ -1,5 +1,5 @@
-"""Moments as the services store and exchange them: UTC datetimes, integer microseconds, and
-protobuf Timestamp parts. One definition of each conversion, for every store and decoder."""
+"""Moments as Herald stores and exchanges them: UTC datetimes, integer microseconds, RFC 3339
+text and protobuf Timestamp parts. One definition of each conversion, for every module."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     return EPOCH + micros * MICROSECOND
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as CloudEvents' `time` attribute asks."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def from_timestamp(seconds: int, nanos: int) -> datetime:

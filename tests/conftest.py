@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from herald.kafka.topics import ensure_topics
 from herald.tools.localkafka import LocalKafka, running_cluster
+from herald.tools.topic_admin import ensure_topics
 from tests.support import unique
 
 REPO = Path(__file__).resolve().parents[1]

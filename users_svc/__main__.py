@@ -35,13 +35,8 @@ def main() -> int:
     stopping = shutdown_event()
     store = SqliteUserStore(settings.database_path)
     sender = KafkaBatchSender(
-        producer_config(
-            settings.kafka_bootstrap_servers,
-            client_id="users-svc-relay",
-            # Every record of a batch fails or succeeds before the relay's wait ends.
-            **{"message.timeout.ms": int(settings.relay_timeout_s * 1000)},
-        ),
-        wait_s=settings.relay_timeout_s + 5,
+        producer_config(settings.kafka_bootstrap_servers, client_id="users-svc-relay"),
+        timeout_s=settings.relay_timeout_s,
     )
     relay = OutboxRelay(
         store,

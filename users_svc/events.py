@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from herald.kafka.cloudevents import EventAttributes
-from herald.kafka.sender import Record
+from herald.kafka.records import Record
 from herald.users.v1 import events_pb2
 from users_svc.model import User
 

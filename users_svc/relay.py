@@ -9,43 +9,37 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-from herald.kafka.sender import Record
+from herald.backoff import Backoff
+from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError
 from users_svc.sqlite_store import Outbox
 
 logger = logging.getLogger(__name__)
 
-
-class BatchSender(Protocol):
-    def send(self, records: Sequence[Record]) -> list[bool]:
-        """Send records in order; True for each one the broker acknowledged."""
-        ...
+# While Kafka is down each attempt already waits out the send timeout, so the pause between
+# attempts stays short: it bounds how late the relay notices Kafka is back.
+BACKOFF = Backoff(first_s=0.2, max_s=5.0)
 
 
 class OutboxRelay:
     def __init__(
         self,
         outbox: Outbox,
-        sender: BatchSender,
+        sender: RecordSender,
         *,
-        batch_size: int = 5_000,
-        retention: timedelta = timedelta(days=7),
-        backoff_initial_s: float = 0.2,
-        # While Kafka is down each attempt already waits out the send timeout, so the pause
-        # between attempts stays short: it bounds how late the relay notices Kafka is back.
-        backoff_max_s: float = 5.0,
+        batch_size: int,
+        retention: timedelta,
+        backoff: Backoff = BACKOFF,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._outbox = outbox
         self._sender = sender
         self._batch_size = batch_size
         self._retention = retention
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = backoff
         self._clock = clock
         self._wake = threading.Event()
         self._next_prune = 0.0
@@ -56,7 +50,7 @@ class OutboxRelay:
 
     def run(self, stopping: threading.Event, drain_s: float = 5.0) -> None:
         """Publish until `stopping` is set, then spend up to `drain_s` on what is left."""
-        backoff = self._backoff_initial_s
+        delays = self._backoff.delays()
         complete = True
         while not stopping.is_set():
             # Cleared before looking, so a commit that lands while we publish wakes us again.
@@ -73,11 +67,11 @@ class OutboxRelay:
                 logger.exception("outbox relay: unexpected error")
                 complete, sent = False, 0
             if not complete:
-                logger.warning("outbox relay: delivery incomplete; retrying in %.1f s", backoff)
-                stopping.wait(backoff)
-                backoff = min(backoff * 2, self._backoff_max_s)
+                delay = next(delays)
+                logger.warning("outbox relay: delivery incomplete; retrying in %.1f s", delay)
+                stopping.wait(delay)
                 continue
-            backoff = self._backoff_initial_s
+            delays = self._backoff.delays()
             if sent == 0:
                 self._prune_when_due()
                 # New rows set the event; the timeout only bounds how long a row committed

@@ -4,41 +4,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from herald.kafka.cloudevents import Headers
 from herald.kafka.config import ClientConfig
+from herald.kafka.records import Record
 
 logger = logging.getLogger(__name__)
 
+# How much longer than the records' own timeout `send` waits for their delivery reports.
+REPORT_MARGIN_S = 5.0
 
-@dataclass(frozen=True)
-class Record:
-    """One Kafka record to send."""
 
-    topic: str
-    key: bytes
-    value: bytes
-    headers: Headers
+class RecordSender(Protocol):
+    """What the outbox relay, the dead-letter writer and the replay tool send records with."""
+
+    def send(self, records: Sequence[Record]) -> list[bool]:
+        """Send records in order; True for each one the broker acknowledged."""
+        ...
 
 
 class KafkaBatchSender:
     """Sends records in order with one idempotent producer and waits for every delivery report.
 
-    The producer's `message.timeout.ms` must be shorter than `wait_s`: then each record has
-    failed or been acknowledged when `send` returns, and nothing of the batch is left in the
-    queue to race a retry of the records that failed.
+    Each record is given `timeout_s` to be acknowledged (librdkafka's `message.timeout.ms`),
+    and `send` waits a little longer than that: so each record has failed or been
+    acknowledged when `send` returns, and nothing of the batch is left in the queue to race a
+    retry of the records that failed.
 
     When librdkafka reports a fatal error (the idempotence guarantees can no longer be kept),
     the producer is unusable: the next `send` replaces it with a new one, as librdkafka's
     documentation prescribes, and the caller's retry resends what failed.
     """
 
-    def __init__(self, config: ClientConfig, wait_s: float) -> None:
-        self._config = config
-        self._wait_s = wait_s
+    def __init__(self, config: ClientConfig, timeout_s: float) -> None:
+        self._config = {**config, "message.timeout.ms": int(timeout_s * 1000)}
+        self._wait_s = timeout_s + REPORT_MARGIN_S
         self._fatal = False
         self._producer = self._new_producer()
 

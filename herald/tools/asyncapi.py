@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from herald.kafka import deadletter
 from herald.kafka.cloudevents import CONTENT_TYPE, SPEC_VERSION
 from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC, TOPICS
 from herald.users.v1 import events_pb2
@@ -86,8 +87,8 @@ def document(events_proto: str) -> dict[str, Any]:
             "userEventsDeadLetters": {
                 "address": DLQ_TOPIC,
                 "description": (
-                    "Records auth_svc could not apply, as they were, plus herald.dlq.topic, "
-                    ".partition, .offset, .time, .error.class and .error.message headers."
+                    "Records auth_svc could not apply, as they were, plus "
+                    f"{_dead_letter_headers()}."
                 ),
                 "messages": refs,
                 "bindings": {
@@ -127,6 +128,13 @@ def document(events_proto: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def _dead_letter_headers() -> str:
+    """herald.dlq.topic, .partition, … and .error.message headers: the names the writer uses."""
+    first, *others, last = deadletter.HEADERS
+    shortened = [name.removeprefix(deadletter.PREFIX) for name in (*others, last)]
+    return f"{first}, .{', .'.join(shortened[:-1])} and .{shortened[-1]} headers"
 
 
 def render(events_proto_path: Path) -> str:

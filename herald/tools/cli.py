@@ -11,13 +11,14 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from grpc_health.v1.health_pb2 import HealthCheckResponse
 
-from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC, ensure_topics
+from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
 from herald.lifecycle import shutdown_event
 from herald.rpc.client import SERVING, health_status
 from herald.tools.devstack import run_stack
 from herald.tools.localkafka import KafkaLaunchError, LocalKafka
 from herald.tools.replay import replay
 from herald.tools.tail import tail
+from herald.tools.topic_admin import ensure_topics
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 

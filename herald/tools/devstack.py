@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from herald.kafka.topics import ensure_topics
 from herald.lifecycle import shutdown_event
 from herald.rpc.client import wait_until_serving
 from herald.tools.localkafka import LocalKafka
+from herald.tools.topic_admin import ensure_topics
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from herald.kafka.topics import replication_for
+
 logger = logging.getLogger(__name__)
 
 # Cluster ids are 16 bytes in URL-safe base64; any fixed valid one will do, and a fresh run
@@ -274,9 +276,7 @@ class LocalKafka:
     def broker_settings(self, node: Node) -> dict[str, str]:
         """The server.properties of one node (docker-compose.yml mirrors them; a test checks)."""
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
-        cluster = len(self.nodes)
-        replicas = 3 if cluster == 3 else 1
-        min_insync = 2 if cluster == 3 else 1
+        replicas, min_insync = replication_for(len(self.nodes))
         settings = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,

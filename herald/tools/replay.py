@@ -12,13 +12,13 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from herald.kafka.cloudevents import header_pairs, header_values
+from herald.kafka import deadletter
 from herald.kafka.config import producer_config
-from herald.kafka.sender import KafkaBatchSender, Record
+from herald.kafka.records import Record
+from herald.kafka.sender import KafkaBatchSender
 
 logger = logging.getLogger(__name__)
 
-DLQ_HEADER_PREFIX = "herald.dlq."
 REPLAY_GROUP = "herald-dlq-replay"
 
 
@@ -46,10 +46,7 @@ def replay(
         records = [_original(message, to_topic) for message in messages]
         if records:
             sender = KafkaBatchSender(
-                producer_config(
-                    bootstrap_servers, "herald-dlq-replay", **{"message.timeout.ms": 10_000}
-                ),
-                wait_s=15,
+                producer_config(bootstrap_servers, "herald-dlq-replay"), timeout_s=10
             )
             if not all(sender.send(records)):
                 raise RuntimeError("some records were not acknowledged; nothing was committed")
@@ -96,15 +93,12 @@ def _read_new(
 
 
 def _original(message: Message, to_topic: str | None) -> Record:
-    headers = header_pairs(message.headers())
-    target = to_topic or header_values(headers).get(f"{DLQ_HEADER_PREFIX}topic")
+    target = to_topic or deadletter.origin_topic(message.headers())
     if not target:
         raise ValueError(f"record at offset {message.offset()} names no original topic; use --to")
     return Record(
         topic=target,
         key=message.key() or b"",
         value=message.value() or b"",
-        headers=[
-            (name, value) for name, value in headers if not name.startswith(DLQ_HEADER_PREFIX)
-        ],
+        headers=deadletter.original_headers(message.headers()),
     )

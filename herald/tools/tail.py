@@ -18,7 +18,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Top
 from google.protobuf import json_format, symbol_database
 from google.protobuf.message import DecodeError
 
-from herald.kafka.cloudevents import format_time, header_values
+from herald.kafka.records import header_values
+from herald.timestamps import format_time
 
 # Importing the generated modules registers their messages with the symbol database.
 from herald.users.v1 import events_pb2  # noqa: F401

@@ -17,10 +17,11 @@ from confluent_kafka import Message
 from confluent_kafka.admin import AdminClient, NewTopic
 from google.protobuf import field_mask_pb2
 
-from herald.kafka.cloudevents import header_values
-from herald.kafka.topics import EVENTS_TOPIC, ensure_topics
+from herald.kafka.records import header_values
+from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.client import NOT_SERVING, SERVING, health_status
 from herald.tools.localkafka import LocalKafka, running_cluster
+from herald.tools.topic_admin import ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.conftest import free_port_cluster
 from tests.e2e.processes import ServiceProcess

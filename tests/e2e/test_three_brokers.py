@@ -13,8 +13,9 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.kafka.topics import EVENTS_TOPIC, ensure_topics
+from herald.kafka.topics import EVENTS_TOPIC
 from herald.tools.localkafka import LocalKafka
+from herald.tools.topic_admin import ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.conftest import free_port_cluster
 from tests.e2e.processes import ServiceProcess

@@ -16,8 +16,8 @@ from auth_svc.accounts import AccountStore, Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.decoders import HANDLERS
 from auth_svc.sqlite_store import SqliteAccountStore
-from herald.kafka.cloudevents import Headers, header_values
 from herald.kafka.config import consumer_config, producer_config
+from herald.kafka.records import Headers, header_values
 from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import FlakyStore, end_offsets, eventually, read_topic, unique
@@ -61,9 +61,7 @@ def user_created(topic: str, user_id: str) -> RawRecord:
 def consuming(
     bootstrap: str, topic: str, dlq_topic: str, store: AccountStore, group: str | None = None
 ) -> Iterator[EventConsumer]:
-    dead_letters = KafkaBatchSender(
-        producer_config(bootstrap, "test-dlq", **{"message.timeout.ms": 5000}), wait_s=10
-    )
+    dead_letters = KafkaBatchSender(producer_config(bootstrap, "test-dlq"), timeout_s=5)
     consumer = EventConsumer(
         Consumer(
             consumer_config(

@@ -9,7 +9,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from herald.kafka.config import producer_config
-from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC, ensure_topics
+from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
+from herald.tools.topic_admin import ensure_topics
 from tests.conftest import free_port_cluster
 from tests.support import read_topic
 

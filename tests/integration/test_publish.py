@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from herald.kafka.cloudevents import header_values
 from herald.kafka.config import producer_config
+from herald.kafka.records import header_values
 from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import read_topic
@@ -20,8 +20,7 @@ T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
 @pytest.fixture
 def sender(kafka_bootstrap: str) -> Iterator[KafkaBatchSender]:
-    config = producer_config(kafka_bootstrap, "test-publisher", **{"message.timeout.ms": 10000})
-    sender = KafkaBatchSender(config, wait_s=15)
+    sender = KafkaBatchSender(producer_config(kafka_bootstrap, "test-publisher"), timeout_s=10)
     yield sender
     assert sender.close(10) == 0
 

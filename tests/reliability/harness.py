@@ -9,13 +9,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import grpc
-from confluent_kafka.admin import AdminClient, NewTopic
 from google.protobuf import field_mask_pb2
 
+from herald.kafka.topics import TOPICS
+from herald.tools.topic_admin import ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.e2e.processes import ServiceProcess
 from tests.support import end_offsets, unique
@@ -55,18 +56,12 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self, relay_timeout_s: float = 3.0) -> None:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        brokers = len(admin.list_topics(timeout=10).brokers)
-        replicas = 3 if brokers >= 3 else 1
-        config = {"min.insync.replicas": "2" if replicas == 3 else "1"}
-        futures = admin.create_topics(
-            [
-                NewTopic(self.topic, num_partitions=6, replication_factor=replicas, config=config),
-                NewTopic(self.dlq, num_partitions=1, replication_factor=replicas, config=config),
-            ]
+        # Herald's own topics under this scenario's names: same partitions and replication.
+        events, dead_letters = TOPICS
+        ensure_topics(
+            self.bootstrap,
+            (replace(events, name=self.topic), replace(dead_letters, name=self.dlq)),
         )
-        for future in futures.values():
-            future.result(30)
         self.env = env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "HERALD_EVENTS_TOPIC": self.topic,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from herald.kafka.cloudevents import Headers
 from herald.kafka.config import producer_config
+from herald.kafka.records import Headers
 from herald.tools.localkafka import LocalKafka
 from tests.reliability.harness import Load, Result, check, scenario
 from tests.support import eventually

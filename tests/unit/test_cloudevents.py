@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from herald.kafka.cloudevents import EventAttributes, format_time, header_values
+from herald.kafka.cloudevents import EventAttributes
+from herald.kafka.records import header_values
+from herald.timestamps import format_time
 
 
 def test_headers_carry_every_attribute_in_binary_mode() -> None:

@@ -16,8 +16,7 @@ from auth_svc.accounts import Delivery
 from auth_svc.consumer import EventConsumer, RetryPolicy
 from auth_svc.decoders import HANDLERS
 from auth_svc.sqlite_store import SqliteAccountStore
-from herald.kafka.cloudevents import Headers, header_values
-from herald.kafka.sender import Record
+from herald.kafka.records import Headers, Record, header_values
 from tests.support import FlakyStore
 from users_svc.events import EventRecords
 from users_svc.model import User

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from herald.kafka.config import producer_config
-from herald.kafka.sender import KafkaBatchSender, Record
+from herald.kafka.records import Record
+from herald.kafka.sender import KafkaBatchSender
 from herald.tools.localkafka import free_ports
 
 
@@ -21,7 +22,7 @@ def sender() -> Iterator[KafkaBatchSender]:
     # `test.mock.num.brokers` makes librdkafka start an in-process mock cluster and point
     # the client at it; topics are created on first use.
     config = producer_config("unused:1", "test", **{"test.mock.num.brokers": 1})
-    sender = KafkaBatchSender(config, wait_s=10)
+    sender = KafkaBatchSender(config, timeout_s=5)
     yield sender
     assert sender.close(5) == 0
 
@@ -32,10 +33,7 @@ def test_every_record_of_a_batch_is_acknowledged(sender: KafkaBatchSender) -> No
 
 def test_an_unreachable_broker_fails_every_record_within_the_message_timeout() -> None:
     [closed_port] = free_ports(1)
-    sender = KafkaBatchSender(
-        producer_config(f"127.0.0.1:{closed_port}", "test", **{"message.timeout.ms": 300}),
-        wait_s=5,
-    )
+    sender = KafkaBatchSender(producer_config(f"127.0.0.1:{closed_port}", "test"), timeout_s=0.3)
     began = time.monotonic()
     assert sender.send([record(b"a"), record(b"b")]) == [False, False]
     assert time.monotonic() - began < 5

@@ -5,14 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from herald.kafka.sender import Record
+from herald.backoff import Backoff
+from herald.kafka.records import Record
 from tests.support import eventually
 from users_svc.relay import OutboxRelay
 from users_svc.sqlite_store import SqliteUserStore
+
+BATCH = 5_000
+RETENTION = timedelta(days=7)
 
 
 class FlakySender:
@@ -54,7 +59,7 @@ def test_publishes_in_commit_order_and_marks_only_what_was_acknowledged(
     append(store, b"1", b"2", b"3", b"4")
     sender = FlakySender()
     sender.refuse_from = 2
-    relay = OutboxRelay(store, sender, batch_size=10)
+    relay = OutboxRelay(store, sender, batch_size=10, retention=RETENTION)
     assert relay.publish_once() == (False, 2)
     assert [row.record.value for row in store.pending(10)] == [b"3", b"4"]
     sender.refuse_from = None
@@ -66,7 +71,7 @@ def test_publishes_in_commit_order_and_marks_only_what_was_acknowledged(
 def test_batches_are_bounded(store: SqliteUserStore) -> None:
     append(store, *(b"%d" % n for n in range(7)))
     sender = FlakySender()
-    relay = OutboxRelay(store, sender, batch_size=3)
+    relay = OutboxRelay(store, sender, batch_size=3, retention=RETENTION)
     while relay.publish_once()[1]:
         pass
     assert sender.batches == [3, 3, 1]
@@ -97,7 +102,7 @@ def refuse_then_accept(store: SqliteUserStore, sender: FlakySender, relay: Outbo
 
 def test_a_commit_wakes_the_running_relay_and_stopping_drains(store: SqliteUserStore) -> None:
     sender = FlakySender()
-    relay = OutboxRelay(store, sender)
+    relay = OutboxRelay(store, sender, batch_size=BATCH, retention=RETENTION)
     with running(relay):
         append(store, b"a")
         relay.wake()
@@ -107,7 +112,9 @@ def test_a_commit_wakes_the_running_relay_and_stopping_drains(store: SqliteUserS
 def test_failures_back_off_and_retry_until_delivered(store: SqliteUserStore) -> None:
     append(store, b"x")
     sender = FlakySender()
-    relay = OutboxRelay(store, sender, backoff_initial_s=0.01, backoff_max_s=0.05)
+    relay = OutboxRelay(
+        store, sender, batch_size=BATCH, retention=RETENTION, backoff=Backoff(0.01, 0.05)
+    )
     refuse_then_accept(store, sender, relay)
     assert sender.acknowledged == [b"x"]
 
@@ -117,7 +124,9 @@ def test_after_a_failure_one_row_probes_before_whole_batches_resume(
 ) -> None:
     append(store, *(b"%d" % n for n in range(10)))
     sender = FlakySender()
-    relay = OutboxRelay(store, sender, batch_size=4, backoff_initial_s=0.01, backoff_max_s=0.02)
+    relay = OutboxRelay(
+        store, sender, batch_size=4, retention=RETENTION, backoff=Backoff(0.01, 0.02)
+    )
     refuse_then_accept(store, sender, relay)
     # A whole batch fails once, then single rows probe until one is acknowledged, then whole
     # batches again (the last holds the one row left); every row is delivered once, in order.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.kafka.sender import Record
+from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.storage.errors import StoreUnavailableError
 from users_svc.model import EmailTakenError, User

@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 
-from herald.kafka.cloudevents import header_values
+from herald.kafka.records import header_values
 from herald.storage import sqlite
 from herald.users.v1 import events_pb2, users_pb2, users_pb2_grpc
 from tests.grpc_support import error_details, serving

@@ -14,8 +14,8 @@ import grpc
 from confluent_kafka import Consumer
 from grpc_health.v1 import health_pb2
 
-from auth_svc.consumer import EventConsumer, RetryPolicy
-from auth_svc.decoders import HANDLERS
+from auth_svc.consumer import EventConsumer, Subscription
+from auth_svc.decoders import DECODERS
 from auth_svc.servicer import AuthServicer
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
@@ -40,7 +40,6 @@ def main() -> int:
         producer_config(settings.kafka_bootstrap_servers, client_id="auth-svc-dlq"),
         timeout_s=DLQ_SEND_TIMEOUT_S,
     )
-    server_ready = threading.Event()
     consumer = EventConsumer(
         Consumer(
             consumer_config(
@@ -50,16 +49,11 @@ def main() -> int:
                 **{"auto.commit.interval.ms": settings.commit_interval_ms},
             )
         ),
-        group_id=settings.consumer_group,
-        topic=settings.events_topic,
-        dlq_topic=settings.dlq_topic,
+        Subscription(settings.consumer_group, settings.events_topic, settings.dlq_topic),
         store=store,
-        handlers=HANDLERS,
+        decoders=DECODERS,
         dead_letters=dead_letters,
-        retry=RetryPolicy(settings.retry_attempts, settings.retry_backoff_s),
-        batch_size=settings.batch_size,
-        max_lag=settings.max_lag,
-        on_first_assignment=server_ready.set,
+        tuning=settings.consumer_tuning(),
     )
     servicer = AuthServicer(store, consumer.status)
 
@@ -99,7 +93,7 @@ def main() -> int:
     # SERVING once the group has taken this member in (a client that waited for health then
     # sees new accounts appear without a gap), and from then on while the consumer reaches
     # the cluster and keeps up.
-    while not server_ready.wait(0.2):
+    while not consumer.joined.wait(0.2):
         if stopping.is_set():
             break
     else:

@@ -21,7 +21,8 @@ class Account(NamedTuple):
     create_time: datetime
     # The user's version this account reflects; events carry it and only a higher one wins.
     version: int
-    last_event_id: str
+    # The id of the event this state came from (GetAccount's `last_event_id`).
+    event_id: str
     update_time: datetime
 
 
@@ -31,30 +32,30 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"  # this event id was processed before: nothing happened
 
 
-class EventSource(NamedTuple):
-    """Where a record came from, kept with the processed event for operators."""
+class RecordPosition(NamedTuple):
+    """Where on Kafka a record was read: kept with the processed event for operators."""
 
     topic: str
     partition: int
     offset: int
 
 
-class Delivery(NamedTuple):
-    """One decoded event to apply: the account it describes, its type, and its record."""
+class DecodedEvent(NamedTuple):
+    """One event to apply: the account it describes, its type, and where its record was."""
 
     account: Account
     event_type: str
-    source: EventSource
+    position: RecordPosition
 
 
 class AccountStore(Protocol):
-    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
+    def apply(self, account: Account, event_type: str, position: RecordPosition) -> Outcome:
         """In one transaction: record the event id as processed (the inbox) and keep the
         account if it is newer. Raise StoreUnavailableError when the database cannot."""
         ...
 
-    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        """`apply` for each delivery in order, all in one transaction: the outcomes are what
+    def apply_batch(self, events: Sequence[DecodedEvent]) -> list[Outcome]:
+        """`apply` for each event in order, all in one transaction: the outcomes are what
         one `apply` call after another would give (a repeated event id is a DUPLICATE, an
         older version after a newer one is STALE), and either all of it is kept or none.
         Raise StoreUnavailableError when the database cannot."""

@@ -2,7 +2,7 @@
 
 Every event carries the user's whole state and its version, so each handler only turns the
 payload into the account it describes; the store keeps it if it is newer. Adding an event
-type is one function here and one line in HANDLERS.
+type is one function here and one line in DECODERS.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def _utc_datetime(seconds: int, nanos: int) -> datetime:
         raise InvalidEventError(f"invalid create_time: {error}") from None
 
 
-Handler = Callable[[bytes, datetime], Account]
+Decoder = Callable[[bytes, datetime], Account]
 
 # `ce_type` header → handler.
-HANDLERS: dict[str, Handler] = {
+DECODERS: dict[str, Decoder] = {
     events_pb2.UserCreated.DESCRIPTOR.full_name: user_created,
     events_pb2.UserUpdated.DESCRIPTOR.full_name: user_updated,
 }

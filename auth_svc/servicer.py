@@ -7,7 +7,7 @@ from collections.abc import Callable
 import grpc
 
 from auth_svc.accounts import Account, AccountStore
-from auth_svc.consumer import ConsumerStatus
+from auth_svc.status import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.rpc.errors import abort, internal_errors_hidden, retry_info
 from herald.storage.errors import StoreUnavailableError
@@ -87,7 +87,7 @@ def to_proto(account: Account) -> auth_pb2.Account:
         name=account.name,
         email=account.email,
         state=auth_pb2.ACCOUNT_STATE_ACTIVE,
-        last_event_id=account.last_event_id,
+        last_event_id=account.event_id,
     )
     message.create_time.FromDatetime(account.create_time)
     message.update_time.FromDatetime(account.update_time)

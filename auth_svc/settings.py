@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from auth_svc.applying import RetryPolicy
+from auth_svc.consumer import ConsumerTuning
 from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
 
 
@@ -43,6 +45,13 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "auth.sqlite3"
+
+    def consumer_tuning(self) -> ConsumerTuning:
+        return ConsumerTuning(
+            batch_size=self.batch_size,
+            max_lag=self.max_lag,
+            retry=RetryPolicy(self.retry_attempts, self.retry_backoff_s),
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:

@@ -13,7 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from auth_svc.accounts import Account, Delivery, EventSource, Outcome
+from auth_svc.accounts import Account, DecodedEvent, Outcome, RecordPosition
 from herald.storage import sqlite
 from herald.timestamps import from_micros, to_micros
 
@@ -47,15 +47,15 @@ class SqliteAccountStore:
         self.path = path
         self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s)
 
-    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
-        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
+    def apply(self, account: Account, event_type: str, position: RecordPosition) -> Outcome:
+        [outcome] = self.apply_batch([DecodedEvent(account, event_type, position)])
         return outcome
 
-    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        if not deliveries:
+    def apply_batch(self, events: Sequence[DecodedEvent]) -> list[Outcome]:
+        if not events:
             return []
         with self._db.write() as connection:
-            return _apply_batch(connection, deliveries, to_micros(datetime.now(UTC)))
+            return _apply_batch(connection, events, to_micros(datetime.now(UTC)))
 
     def get(self, user_id: str) -> Account | None:
         with self._db.read() as connection:
@@ -107,20 +107,20 @@ MAX_PARAMETERS = 32766
 
 
 def _apply_batch(
-    connection: sqlite3.Connection, deliveries: Sequence[Delivery], processed_at_us: int
+    connection: sqlite3.Connection, events: Sequence[DecodedEvent], processed_at_us: int
 ) -> list[Outcome]:
-    """Decide every delivery's outcome from two set-based reads, then write with executemany.
+    """Decide every event's outcome from two set-based reads, then write with executemany.
 
-    Deciding in Python, in delivery order, against what the database held plus what this
+    Deciding in Python, in event order, against what the database held plus what this
     batch has decided so far, gives exactly the outcomes of one `apply` after another.
     """
-    seen = _processed_ids(connection, {d.account.last_event_id for d in deliveries})
-    versions = _versions(connection, {d.account.user_id for d in deliveries})
+    seen = _processed_ids(connection, {d.account.event_id for d in events})
+    versions = _versions(connection, {d.account.user_id for d in events})
     newest: dict[str, Account] = {}  # user id -> the account this batch leaves behind
     processed: list[tuple[str, str, str, int, int, str, int]] = []
     outcomes: list[Outcome] = []
-    for account, event_type, source in deliveries:
-        event_id = account.last_event_id
+    for account, event_type, position in events:
+        event_id = account.event_id
         if event_id in seen:
             outcomes.append(Outcome.DUPLICATE)
             continue
@@ -133,7 +133,7 @@ def _apply_batch(
             versions[account.user_id] = account.version
             newest[account.user_id] = account
         outcomes.append(outcome)
-        topic, partition, offset = source
+        topic, partition, offset = position
         processed.append(
             (event_id, event_type, topic, partition, offset, outcome.value, processed_at_us)
         )
@@ -176,7 +176,7 @@ def _account_rows(accounts: Iterable[Account]) -> list[tuple[str, str, str, int,
                 account.email,
                 to_micros(account.create_time),
                 account.version,
-                account.last_event_id,
+                account.event_id,
                 updated,
             )
         )

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from auth_svc.accounts import Account, Delivery, EventSource, Outcome
+from auth_svc.accounts import Account, DecodedEvent, Outcome, RecordPosition
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.storage.errors import StoreUnavailableError
 
@@ -82,24 +82,24 @@ def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
 
 
 class FlakyStore:
-    """A real store whose writes fail while `failing` says so for the deliveries at hand."""
+    """A real store whose writes fail while `failing` says so for the events at hand."""
 
     def __init__(
-        self, store: SqliteAccountStore, failing: Callable[[Sequence[Delivery]], bool]
+        self, store: SqliteAccountStore, failing: Callable[[Sequence[DecodedEvent]], bool]
     ) -> None:
         self.store = store
         self.failing = failing
         self.batches: list[int] = []  # the size of every batch tried
 
-    def apply(self, account: Account, event_type: str, source: EventSource) -> Outcome:
-        [outcome] = self.apply_batch([Delivery(account, event_type, source)])
+    def apply(self, account: Account, event_type: str, position: RecordPosition) -> Outcome:
+        [outcome] = self.apply_batch([DecodedEvent(account, event_type, position)])
         return outcome
 
-    def apply_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        self.batches.append(len(deliveries))
-        if self.failing(deliveries):
+    def apply_batch(self, events: Sequence[DecodedEvent]) -> list[Outcome]:
+        self.batches.append(len(events))
+        if self.failing(events):
             raise StoreUnavailableError("database is locked")
-        return self.store.apply_batch(deliveries)
+        return self.store.apply_batch(events)
 
     def get(self, user_id: str) -> Account | None:
         return self.store.get(user_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from auth_svc.accounts import AccountStore, Delivery
-from auth_svc.consumer import EventConsumer, RetryPolicy
-from auth_svc.decoders import HANDLERS
+from auth_svc.accounts import AccountStore, DecodedEvent
+from auth_svc.consumer import EventConsumer, Subscription
+from auth_svc.decoders import DECODERS
+from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.records import Headers, header_values
@@ -68,14 +70,13 @@ def consuming(
                 bootstrap, group or unique("group"), "test-auth", **{"auto.commit.interval.ms": 200}
             )
         ),
-        group_id="test",
-        topic=topic,
-        dlq_topic=dlq_topic,
+        Subscription(group_id="test", topic=topic, dlq_topic=dlq_topic),
         store=store,
-        handlers=HANDLERS,
+        decoders=DECODERS,
         dead_letters=dead_letters,
-        retry=RetryPolicy(attempts=3, first_backoff_s=0.01),
-        status_every_s=0.2,
+        tuning=replace(
+            Settings(retry_attempts=3, retry_backoff_s=0.01).consumer_tuning(), status_every_s=0.2
+        ),
     )
     stopping = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stopping,))
@@ -109,7 +110,7 @@ def test_same_event_delivered_twice_makes_one_account(
     assert (status.applied, status.duplicates, status.dead_lettered) == (2, 1, 0)
     account = store.get("u1")
     assert account is not None
-    assert account.last_event_id == event_id("u1", 1)
+    assert account.event_id == event_id("u1", 1)
 
 
 def _far_future_user() -> bytes:
@@ -180,13 +181,13 @@ def test_poison_records_go_to_the_dead_letter_topic_and_valid_ones_are_all_appli
 
 def busy(
     failures: int, stuck: frozenset[str] = frozenset()
-) -> Callable[[Sequence[Delivery]], bool]:
+) -> Callable[[Sequence[DecodedEvent]], bool]:
     """A database busy for the first `failures` attempts, and always for a batch that holds
     one of the `stuck` users."""
     left = [failures]
 
-    def failing(deliveries: Sequence[Delivery]) -> bool:
-        if left[0] > 0 or any(d.account.user_id in stuck for d in deliveries):
+    def failing(events: Sequence[DecodedEvent]) -> bool:
+        if left[0] > 0 or any(d.account.user_id in stuck for d in events):
             left[0] -= 1
             return True
         return False

@@ -13,21 +13,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auth_svc import sqlite_store as store_module
-from auth_svc.accounts import Account, Delivery, EventSource, Outcome
+from auth_svc.accounts import Account, DecodedEvent, Outcome, RecordPosition
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.storage import sqlite
 from herald.storage.errors import StoreUnavailableError
 
 T0 = datetime(2026, 1, 1, 0, 0, 0, 654321, tzinfo=UTC)
-HERE = EventSource("events", 0, 0)
+HERE = RecordPosition("events", 0, 0)
 
 
 def account(version: int, name: str = "Ada", user_id: str = "u1") -> Account:
     return Account(user_id, name, "ada@example.com", T0, version, f"{user_id}-e{version}", T0)
 
 
-def delivery(version: int, name: str = "Ada", user_id: str = "u1", offset: int = 0) -> Delivery:
-    return Delivery(account(version, name, user_id), "updated", EventSource("events", 0, offset))
+def event(version: int, name: str = "Ada", user_id: str = "u1", offset: int = 0) -> DecodedEvent:
+    return DecodedEvent(
+        account(version, name, user_id), "updated", RecordPosition("events", 0, offset)
+    )
 
 
 def inbox(store: SqliteAccountStore) -> list[tuple[Any, ...]]:
@@ -97,7 +99,7 @@ def test_old_event_ids_are_pruned_from_the_inbox(store: SqliteAccountStore) -> N
 def test_a_batch_applies_each_event_and_records_where_it_came_from(
     store: SqliteAccountStore,
 ) -> None:
-    batch = [delivery(1, user_id="u1", offset=7), delivery(1, user_id="u2", offset=8)]
+    batch = [event(1, user_id="u1", offset=7), event(1, user_id="u2", offset=8)]
     assert store.apply_batch(batch) == [Outcome.APPLIED, Outcome.APPLIED]
     assert store.get("u1") == account(1, user_id="u1")
     assert store.get("u2") == account(1, user_id="u2")
@@ -108,7 +110,7 @@ def test_a_batch_applies_each_event_and_records_where_it_came_from(
 
 
 def test_the_same_event_twice_in_one_batch_is_applied_once(store: SqliteAccountStore) -> None:
-    assert store.apply_batch([delivery(1), delivery(1, offset=1)]) == [
+    assert store.apply_batch([event(1), event(1, offset=1)]) == [
         Outcome.APPLIED,
         Outcome.DUPLICATE,
     ]
@@ -116,8 +118,8 @@ def test_the_same_event_twice_in_one_batch_is_applied_once(store: SqliteAccountS
 
 
 def test_an_event_processed_by_an_earlier_batch_is_a_duplicate(store: SqliteAccountStore) -> None:
-    assert store.apply_batch([delivery(2, "Ada L.")]) == [Outcome.APPLIED]
-    assert store.apply_batch([delivery(2, "Ada L."), delivery(3, "Ada K.")]) == [
+    assert store.apply_batch([event(2, "Ada L.")]) == [Outcome.APPLIED]
+    assert store.apply_batch([event(2, "Ada L."), event(3, "Ada K.")]) == [
         Outcome.DUPLICATE,
         Outcome.APPLIED,
     ]
@@ -129,7 +131,7 @@ def test_an_event_processed_by_an_earlier_batch_is_a_duplicate(store: SqliteAcco
 def test_a_newer_version_then_an_older_one_in_one_batch_leaves_the_newer(
     store: SqliteAccountStore,
 ) -> None:
-    assert store.apply_batch([delivery(3, "Ada K."), delivery(2, "Ada L.")]) == [
+    assert store.apply_batch([event(3, "Ada K."), event(2, "Ada L.")]) == [
         Outcome.APPLIED,
         Outcome.STALE,
     ]
@@ -141,7 +143,7 @@ def test_versions_in_order_in_one_batch_are_all_applied_and_the_last_wins(
     store: SqliteAccountStore,
 ) -> None:
     assert (
-        store.apply_batch([delivery(1), delivery(2, "Ada L."), delivery(3, "Ada K.")])
+        store.apply_batch([event(1), event(2, "Ada L."), event(3, "Ada K.")])
         == [Outcome.APPLIED] * 3
     )
     assert store.get("u1") == account(3, "Ada K.")
@@ -150,7 +152,7 @@ def test_versions_in_order_in_one_batch_are_all_applied_and_the_last_wins(
 
 def test_a_batch_is_stale_against_what_the_database_holds(store: SqliteAccountStore) -> None:
     store.apply(account(5, "Ada K."), "updated", HERE)
-    assert store.apply_batch([delivery(4), delivery(5), delivery(6, "Ada B.")]) == [
+    assert store.apply_batch([event(4), event(5), event(6, "Ada B.")]) == [
         Outcome.STALE,
         Outcome.DUPLICATE,
         Outcome.APPLIED,
@@ -166,9 +168,9 @@ def test_an_empty_batch_does_nothing(store: SqliteAccountStore) -> None:
 def test_a_batch_over_the_parameter_limit_is_read_in_chunks(
     store: SqliteAccountStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.apply_batch([delivery(1, user_id=f"u{n}") for n in range(0, 10, 2)])
+    store.apply_batch([event(1, user_id=f"u{n}") for n in range(0, 10, 2)])
     monkeypatch.setattr(store_module, "MAX_PARAMETERS", 3)
-    outcomes = store.apply_batch([delivery(1, user_id=f"u{n}") for n in range(10)])
+    outcomes = store.apply_batch([event(1, user_id=f"u{n}") for n in range(10)])
     assert outcomes == [Outcome.DUPLICATE, Outcome.APPLIED] * 5
     assert store.processed_count() == 10
 
@@ -178,18 +180,18 @@ def test_a_locked_database_fails_the_whole_batch(store: SqliteAccountStore) -> N
     other.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(StoreUnavailableError):
-            store.apply_batch([delivery(1, user_id="u1"), delivery(1, user_id="u2")])
+            store.apply_batch([event(1, user_id="u1"), event(1, user_id="u2")])
     finally:
         other.execute("ROLLBACK")
     assert store.processed_count() == 0
-    assert store.apply_batch([delivery(1)]) == [Outcome.APPLIED]
+    assert store.apply_batch([event(1)]) == [Outcome.APPLIED]
 
 
 def test_a_batch_that_fails_part_way_commits_nothing(store: SqliteAccountStore) -> None:
-    good = delivery(1, user_id="u1")
+    good = event(1, user_id="u1")
     # Its event type cannot be bound as an SQL value: the inbox insert fails after the
     # accounts have been written, inside the same transaction.
-    bad = Delivery(account(1, user_id="u2"), object(), HERE)  # type: ignore[arg-type]
+    bad = DecodedEvent(account(1, user_id="u2"), object(), HERE)  # type: ignore[arg-type]
     with pytest.raises(StoreUnavailableError):
         store.apply_batch([good, bad])
     assert store.get("u1") is None
@@ -199,13 +201,13 @@ def test_a_batch_that_fails_part_way_commits_nothing(store: SqliteAccountStore) 
 
 
 # A few users and versions, so that batches repeat events and mix up versions.
-events = st.builds(delivery, version=st.integers(1, 4), user_id=st.sampled_from(["u1", "u2"]))
+events = st.builds(event, version=st.integers(1, 4), user_id=st.sampled_from(["u1", "u2"]))
 
 
 @settings(max_examples=60, deadline=None)
 @given(first=st.lists(events, max_size=6), second=st.lists(events, max_size=6))
 def test_batches_give_what_applying_one_event_after_another_gives(
-    first: list[Delivery], second: list[Delivery]
+    first: list[DecodedEvent], second: list[DecodedEvent]
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         batched = SqliteAccountStore(Path(folder) / "batched.sqlite3")

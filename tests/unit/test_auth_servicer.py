@@ -9,10 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from auth_svc.accounts import Account, EventSource
-from auth_svc.consumer import ConsumerStatus, PartitionLag
+from auth_svc.accounts import Account, RecordPosition
 from auth_svc.servicer import AuthServicer
 from auth_svc.sqlite_store import SqliteAccountStore
+from auth_svc.status import ConsumerStatus, PartitionLag
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests.grpc_support import serving
 
@@ -47,7 +47,7 @@ def test_returns_the_account(
 ) -> None:
     created = datetime(2026, 1, 1, tzinfo=UTC)
     stored = Account("u1", "Ada", "ada@example.com", created, 1, "e1", created)
-    store.apply(stored, "herald.users.v1.UserCreated", EventSource("events", 0, 0))
+    store.apply(stored, "herald.users.v1.UserCreated", RecordPosition("events", 0, 0))
     account = stub.GetAccount(auth_pb2.GetAccountRequest(user_id="u1"), timeout=5).account
     assert (account.user_id, account.name, account.email, account.last_event_id) == (
         "u1",

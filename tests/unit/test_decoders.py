@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf.message import DecodeError
 
-from auth_svc.decoders import HANDLERS, InvalidEventError, user_created, user_updated
+from auth_svc.decoders import DECODERS, InvalidEventError, user_created, user_updated
 from herald.users.v1 import events_pb2
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -36,7 +36,7 @@ def test_user_created_describes_the_new_account() -> None:
         "ada@example.com",
         1,
     )
-    assert (account.create_time, account.update_time, account.last_event_id) == (CREATED, NOW, "e1")
+    assert (account.create_time, account.update_time, account.event_id) == (CREATED, NOW, "e1")
 
 
 def test_an_event_from_before_versions_counts_as_version_one() -> None:
@@ -45,7 +45,7 @@ def test_an_event_from_before_versions_counts_as_version_one() -> None:
 
 def test_user_updated_carries_the_whole_state_and_its_version() -> None:
     account = user_updated(updated_payload(3, "Ada K."), NOW)
-    assert (account.name, account.version, account.last_event_id) == ("Ada K.", 3, "e3")
+    assert (account.name, account.version, account.event_id) == ("Ada K.", 3, "e3")
     assert account.create_time == CREATED
 
 
@@ -69,7 +69,7 @@ def test_registry_routes_by_full_event_name() -> None:
     assert {
         "herald.users.v1.UserCreated": user_created,
         "herald.users.v1.UserUpdated": user_updated,
-    } == HANDLERS
+    } == DECODERS
 
 
 def test_a_timestamp_out_of_range_is_invalid_not_a_crash() -> None:

@@ -12,9 +12,10 @@ from typing import cast
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from auth_svc.accounts import Delivery
-from auth_svc.consumer import EventConsumer, RetryPolicy
-from auth_svc.decoders import HANDLERS
+from auth_svc.accounts import DecodedEvent
+from auth_svc.consumer import EventConsumer, Subscription
+from auth_svc.decoders import DECODERS
+from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.kafka.records import Headers, Record, header_values
 from tests.support import FlakyStore
@@ -103,14 +104,14 @@ def store(tmp_path: Path) -> SqliteAccountStore:
     return SqliteAccountStore(tmp_path / "auth.sqlite3")
 
 
-def never(deliveries: Sequence[Delivery]) -> bool:
+def never(events: Sequence[DecodedEvent]) -> bool:
     return False
 
 
 def run(
     store: SqliteAccountStore,
     *batches: list[Message],
-    failing: Callable[[Sequence[Delivery]], bool] = never,
+    failing: Callable[[Sequence[DecodedEvent]], bool] = never,
     batch_size: int = 500,
     stopping: threading.Event | None = None,
 ) -> tuple[EventConsumer, ScriptedKafka, FlakyStore, DeadLetters]:
@@ -121,14 +122,13 @@ def run(
     dead_letters = DeadLetters()
     consumer = EventConsumer(
         cast(Consumer, kafka),
-        group_id="test",
-        topic=TOPIC,
-        dlq_topic="dlq",
+        Subscription(group_id="test", topic=TOPIC, dlq_topic="dlq"),
         store=flaky,
-        handlers=HANDLERS,
+        decoders=DECODERS,
         dead_letters=dead_letters,
-        retry=RetryPolicy(attempts=3, first_backoff_s=0.001),
-        batch_size=batch_size,
+        tuning=Settings(
+            retry_attempts=3, retry_backoff_s=0.001, batch_size=batch_size
+        ).consumer_tuning(),
         clock=lambda: NOW,
     )
     consumer.run(stopping)
@@ -221,7 +221,7 @@ def test_a_transient_failure_retries_the_whole_batch(store: SqliteAccountStore) 
     consumer, kafka, flaky, _ = run(
         store,
         [event("u1", 0, 0), event("u2", 0, 1)],
-        failing=lambda deliveries: next(failures, False),
+        failing=lambda events: next(failures, False),
     )
     assert flaky.batches == [2, 2, 2]
     assert counts(consumer) == {"applied": 2, "retries": 2}
@@ -231,8 +231,8 @@ def test_a_transient_failure_retries_the_whole_batch(store: SqliteAccountStore) 
 def test_a_batch_past_its_retries_is_applied_record_by_record_and_only_what_fails_is_dead_lettered(
     store: SqliteAccountStore,
 ) -> None:
-    def holds_u2(deliveries: Sequence[Delivery]) -> bool:
-        return any(d.account.user_id == "u2" for d in deliveries)
+    def holds_u2(events: Sequence[DecodedEvent]) -> bool:
+        return any(d.account.user_id == "u2" for d in events)
 
     consumer, kafka, flaky, dead_letters = run(
         store,
@@ -256,7 +256,7 @@ def test_stopping_during_a_retry_stores_only_offsets_whose_records_are_all_finis
 ) -> None:
     stopping = threading.Event()
 
-    def fails_then_stops(deliveries: Sequence[Delivery]) -> bool:
+    def fails_then_stops(events: Sequence[DecodedEvent]) -> bool:
         stopping.set()  # asked to stop while the batch waits to be retried
         return True
 

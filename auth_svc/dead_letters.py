@@ -1,0 +1,54 @@
+"""Writing a record auth_svc cannot apply to the dead-letter topic, with the reason, until the
+broker has it: the partition moves past a record only once its dead letter is safe."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from auth_svc.batch import InFlight, StoppedError
+from auth_svc.routing import PoisonRecordError
+from herald.backoff import Backoff
+from herald.kafka import deadletter
+from herald.kafka.sender import RecordSender
+
+logger = logging.getLogger(__name__)
+
+
+class DeadLetterWriter:
+    def __init__(
+        self,
+        sender: RecordSender,
+        topic: str,
+        backoff: Backoff,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sender = sender
+        self._topic = topic
+        self._backoff = backoff
+        self._clock = clock
+
+    def write(self, record: InFlight, error: Exception, stopping: threading.Event) -> None:
+        """Send the record, as it was plus why, to the dead-letter topic; keep trying until
+        it is there (never skip a record without a trace). Raises StoppedError if `stopping`
+        is set meanwhile."""
+        # A poison record's class is what was wrong with it (DecodeError, say), not ours.
+        cause = (
+            error.__cause__ if isinstance(error, PoisonRecordError) and error.__cause__ else error
+        )
+        letter = deadletter.dead_letter(
+            record.message,
+            self._topic,
+            error_class=type(cause).__name__,
+            error_message=str(error),
+            at=self._clock(),
+        )
+        delays = self._backoff.delays()
+        while not self._sender.send([letter])[0]:
+            delay = next(delays)
+            logger.error("could not dead-letter %s; retrying in %.1f s", record.where, delay)
+            if stopping.wait(delay):
+                raise StoppedError
+        logger.warning("dead-lettered %s: %s", record.where, error)

@@ -9,11 +9,11 @@ import grpc
 from auth_svc.accounts import Account, AccountStore
 from auth_svc.status import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.rpc.errors import abort, internal_errors_hidden, retry_info
+from herald.rpc.errors import abort, retry_info, unexpected_errors_as_internal
 from herald.storage.errors import StoreUnavailableError
 
 DOMAIN = "auth.herald"
-guarded = internal_errors_hidden(DOMAIN)
+hide_unexpected_errors = unexpected_errors_as_internal(DOMAIN)
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -21,7 +21,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._store = store
         self._consumer_status = consumer_status
 
-    @guarded
+    @hide_unexpected_errors
     def GetAccount(
         self, request: auth_pb2.GetAccountRequest, context: grpc.ServicerContext
     ) -> auth_pb2.GetAccountResponse:
@@ -54,7 +54,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return auth_pb2.GetAccountResponse(account=to_proto(account))
 
-    @guarded
+    @hide_unexpected_errors
     def GetConsumerStatus(
         self, request: auth_pb2.GetConsumerStatusRequest, context: grpc.ServicerContext
     ) -> auth_pb2.GetConsumerStatusResponse:

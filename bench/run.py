@@ -53,7 +53,7 @@ from herald.kafka.topics import EVENTS_TOPIC, TopicSpec
 from herald.timestamps import from_micros
 from herald.tools.localkafka import LocalKafka
 from herald.tools.topic_admin import ensure_topics
-from users_svc.events import EventRecords
+from users_svc.events import EventRecordFactory
 from users_svc.model import User, new_user_id
 
 PARTITIONS = 6  # as the events topic has
@@ -379,13 +379,13 @@ def _sample_record() -> Record:
     user = User(
         "00000000-0000-4000-8000-000000000000", "Bench User", "b@bench.example", now, now, 1
     )
-    return EventRecords("bench.round-trip", "/herald/users-svc").user_created(user)
+    return EventRecordFactory("bench.round-trip", "/herald/users-svc").user_created(user)
 
 
 def _user_created_records(topic: str, count: int) -> list[Record]:
     """UserCreated records as users_svc makes them, ids included (their order matters to
     auth_svc's indexes)."""
-    records = EventRecords(topic, "/herald/bench")
+    records = EventRecordFactory(topic, "/herald/bench")
     now = datetime.now(UTC)
     return [
         records.user_created(User(new_user_id(), "Bench User", f"u{n}@bench.example", now, now, 1))
@@ -460,7 +460,7 @@ def _backlog_records(database: Path, count: int) -> list[Record]:
         ).fetchall()
     finally:
         connection.close()
-    records = EventRecords(EVENTS_TOPIC, "/herald/users-svc")
+    records = EventRecordFactory(EVENTS_TOPIC, "/herald/users-svc")
     return [
         records.user_created(User(id_, name, email, from_micros(t), from_micros(t), version))
         for id_, name, email, t, version in reversed(rows)

@@ -19,8 +19,8 @@ from herald.lifecycle import configure_logging, shutdown_event
 from herald.rpc.server import create_server
 from herald.storage.errors import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from users_svc.application import Users
-from users_svc.events import EventRecords
+from users_svc.application import UserApplication
+from users_svc.events import EventRecordFactory
 from users_svc.relay import OutboxRelay
 from users_svc.servicer import UserServicer
 from users_svc.settings import Settings
@@ -44,9 +44,9 @@ def main() -> int:
         batch_size=settings.relay_batch_size,
         retention=timedelta(seconds=settings.outbox_retention_s),
     )
-    users = Users(
+    users = UserApplication(
         store,
-        EventRecords(topic=settings.events_topic, source=settings.event_source),
+        EventRecordFactory(topic=settings.events_topic, source=settings.event_source),
         on_event=relay.wake,
     )
     servicer = UserServicer(users)

@@ -1,7 +1,7 @@
 """The users application: create, change and read users, each change with its event.
 
 It owns the rules that span several rows (idempotent retries, one event per change) and
-leaves storage to a UserStore and encoding to EventRecords.
+leaves storage to a UserStore and encoding to EventRecordFactory.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from users_svc.events import EventRecords
+from users_svc.events import EventRecordFactory
 from users_svc.model import (
     NewUser,
     RequestIdReusedError,
@@ -18,18 +18,18 @@ from users_svc.model import (
     UserNotFoundError,
     new_user_id,
 )
-from users_svc.sqlite_store import CreateRequest, UnitOfWork, UserStore
+from users_svc.store import CreateRequest, UnitOfWork, UserStore
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Users:
+class UserApplication:
     def __init__(
         self,
         store: UserStore,
-        events: EventRecords,
+        events: EventRecordFactory,
         *,
         on_event: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = _now,

@@ -17,7 +17,7 @@ USER_UPDATED = events_pb2.UserUpdated.DESCRIPTOR.full_name
 
 
 @dataclass(frozen=True)
-class EventRecords:
+class EventRecordFactory:
     """Builds the records of one topic and source; keyed by user id, so per-user order holds."""
 
     topic: str

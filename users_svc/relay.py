@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from herald.backoff import Backoff
 from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError
-from users_svc.sqlite_store import Outbox
+from users_svc.store import Outbox
 
 logger = logging.getLogger(__name__)
 

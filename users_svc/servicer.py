@@ -7,10 +7,10 @@ from typing import NoReturn
 
 import grpc
 
-from herald.rpc.errors import abort, bad_request, internal_errors_hidden, retry_info
+from herald.rpc.errors import abort, bad_request, retry_info, unexpected_errors_as_internal
 from herald.storage.errors import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from users_svc.application import Users
+from users_svc.application import UserApplication
 from users_svc.model import (
     EmailTakenError,
     InvalidRequestError,
@@ -24,14 +24,14 @@ from users_svc.model import (
 logger = logging.getLogger(__name__)
 
 DOMAIN = "users.herald"
-guarded = internal_errors_hidden(DOMAIN)
+hide_unexpected_errors = unexpected_errors_as_internal(DOMAIN)
 
 
 class UserServicer(users_pb2_grpc.UserServiceServicer):
-    def __init__(self, users: Users) -> None:
+    def __init__(self, users: UserApplication) -> None:
         self._users = users
 
-    @guarded
+    @hide_unexpected_errors
     def CreateUser(
         self, request: users_pb2.CreateUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.CreateUserResponse:
@@ -60,7 +60,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             logger.debug("CreateUser retried with request %s: user %s", new.request_id, user.id)
         return users_pb2.CreateUserResponse(user=to_proto(user))
 
-    @guarded
+    @hide_unexpected_errors
     def GetUser(
         self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.GetUserResponse:
@@ -80,7 +80,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             _abort_store_unavailable(context)
         return users_pb2.GetUserResponse(user=to_proto(user))
 
-    @guarded
+    @hide_unexpected_errors
     def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.UpdateUserResponse:

@@ -1,9 +1,4 @@
-"""Where users_svc keeps its users and its outbox: SQLite by default, behind two Protocols.
-
-`UserStore` is what the application needs: units of work whose changes and outgoing events
-commit together, and reads. `Outbox` is what the relay needs. A server database would be one
-more class implementing both; nothing above this module would change.
-"""
+"""users_svc's users and outbox in SQLite: the UserStore and Outbox of users_svc.store."""
 
 from __future__ import annotations
 
@@ -11,15 +6,15 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.timestamps import from_micros, to_micros
 from users_svc.model import EmailTakenError, User, email_key
+from users_svc.store import CreateRequest, OutboxRow, UnitOfWork
 
 T = TypeVar("T")
 
@@ -54,67 +49,6 @@ MIGRATIONS = (
     CREATE INDEX outbox_published ON outbox (published_at_us) WHERE published_at_us IS NOT NULL;
     """,
 )
-
-
-@dataclass(frozen=True)
-class CreateRequest:
-    request_id: str
-    fingerprint: str
-    user_id: str
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    seq: int
-    record: Record
-
-
-class UnitOfWork(Protocol):
-    def get_user(self, user_id: str) -> User | None: ...
-
-    def find_request(self, request_id: str) -> CreateRequest | None: ...
-
-    def add_user(self, user: User, request: CreateRequest | None) -> None:
-        """Raise EmailTakenError when another user has the same email."""
-        ...
-
-    def save_user(self, user: User) -> None:
-        """Store a changed user; raise EmailTakenError when another user has its email."""
-        ...
-
-    def append_event(self, record: Record) -> None: ...
-
-
-class UserStore(Protocol):
-    def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
-        """Run `work` on a unit of work; return its result once its changes are committed.
-
-        Everything `work` does through the unit commits together, or not at all: if it
-        raises, its changes are undone and its exception reaches the caller as it was.
-        `work` may share its transaction with other callers' work, and run on another
-        caller's thread: keep it short, and leave anything that must follow the commit
-        (waking the relay, say) until `atomically` has returned. Raises
-        StoreUnavailableError when the transaction cannot commit.
-        """
-        ...
-
-    def get_user(self, user_id: str) -> User | None: ...
-
-    def ping(self) -> None:
-        """Raise StoreUnavailableError unless a write could start now."""
-        ...
-
-
-class Outbox(Protocol):
-    def pending(self, limit: int) -> list[OutboxRow]:
-        """The oldest unpublished events, in commit order."""
-        ...
-
-    def mark_published(self, seqs: Sequence[int], at: datetime) -> None: ...
-
-    def prune(self, published_before: datetime) -> int: ...
-
-    def pending_count(self) -> int: ...
 
 
 class SqliteUserStore:

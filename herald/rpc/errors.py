@@ -68,7 +68,7 @@ def retry_info(seconds: int) -> error_details_pb2.RetryInfo:
     return info
 
 
-def internal_errors_hidden(
+def unexpected_errors_as_internal(
     domain: str,
 ) -> Callable[
     [Callable[[Servicer, Request, grpc.ServicerContext], Response]],
@@ -84,7 +84,9 @@ def internal_errors_hidden(
         method: Callable[[Servicer, Request, grpc.ServicerContext], Response],
     ) -> Callable[[Servicer, Request, grpc.ServicerContext], Response]:
         @functools.wraps(method)
-        def guarded(self: Servicer, request: Request, context: grpc.ServicerContext) -> Response:
+        def as_internal(
+            self: Servicer, request: Request, context: grpc.ServicerContext
+        ) -> Response:
             try:
                 return method(self, request, context)
             except Exception:
@@ -100,6 +102,6 @@ def internal_errors_hidden(
                     message=f"internal error (incident {incident})",
                 )
 
-        return guarded
+        return as_internal
 
     return decorate

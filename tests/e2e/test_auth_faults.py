@@ -18,7 +18,7 @@ from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.config import producer_config
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually, unique
-from users_svc.events import EventRecords
+from users_svc.events import EventRecordFactory
 from users_svc.model import User
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -41,7 +41,7 @@ def topics(kafka_bootstrap: str) -> tuple[str, str]:
 def produce_users(bootstrap: str, topic: str, numbers: range, pause_s: float = 0.0) -> None:
     """One UserCreated per number; with `pause_s`, a pause after every 100 of them."""
     kafka = Producer(producer_config(bootstrap, "test-events"))
-    records = EventRecords(topic, "/test")
+    records = EventRecordFactory(topic, "/test")
     for n in numbers:
         user = User(f"user-{n}", f"User {n}", f"u{n}@example.com", T0, T0, 1)
         record = records.user_created(user)

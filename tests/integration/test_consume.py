@@ -23,7 +23,7 @@ from herald.kafka.records import Headers, header_values
 from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import FlakyStore, end_offsets, eventually, read_topic, unique
-from users_svc.events import EventRecords
+from users_svc.events import EventRecordFactory
 from users_svc.model import User, event_id
 
 USER_CREATED = "herald.users.v1.UserCreated"
@@ -53,7 +53,7 @@ def produce(bootstrap: str, topic: str, records: list[RawRecord]) -> None:
 
 def user_created(topic: str, user_id: str) -> RawRecord:
     now = datetime.now(UTC)
-    record = EventRecords(topic, "/test").user_created(
+    record = EventRecordFactory(topic, "/test").user_created(
         User(user_id, f"name-{user_id}", f"{user_id}@example.com", now, now, 1)
     )
     return record.key, record.value, record.headers

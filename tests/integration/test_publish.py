@@ -12,7 +12,7 @@ from herald.kafka.records import header_values
 from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import read_topic
-from users_svc.events import EventRecords
+from users_svc.events import EventRecordFactory
 from users_svc.model import User, event_id
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -29,7 +29,9 @@ def test_user_created_on_the_topic_decodes_to_what_was_sent(
     kafka_bootstrap: str, topic: str, sender: KafkaBatchSender
 ) -> None:
     user = User("user-1", "Ada Lovelace", "ada@example.com", T0, T0, 1)
-    assert sender.send([EventRecords(topic, "/herald/users-svc").user_created(user)]) == [True]
+    assert sender.send([EventRecordFactory(topic, "/herald/users-svc").user_created(user)]) == [
+        True
+    ]
 
     [message] = read_topic(kafka_bootstrap, topic, count=1)
     assert message.key() == b"user-1"
@@ -56,7 +58,7 @@ def test_user_created_on_the_topic_decodes_to_what_was_sent(
 def test_a_users_events_share_a_partition_and_keep_their_order(
     kafka_bootstrap: str, topic: str, sender: KafkaBatchSender
 ) -> None:
-    records = EventRecords(topic, "/t")
+    records = EventRecordFactory(topic, "/t")
     batch = []
     for user_id in ("a", "b", "c"):
         user = User(user_id, "N0", "n@example.com", T0, T0, 1)

@@ -19,7 +19,7 @@ from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.kafka.records import Headers, Record, header_values
 from tests.support import FlakyStore
-from users_svc.events import EventRecords
+from users_svc.events import EventRecordFactory
 from users_svc.model import User
 
 TOPIC = "events"
@@ -28,7 +28,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def event(user_id: str, partition: int, offset: int) -> Message:
-    record = EventRecords(TOPIC, "/test").user_created(
+    record = EventRecordFactory(TOPIC, "/test").user_created(
         User(user_id, f"name-{user_id}", f"{user_id}@example.com", T0, T0, 1)
     )
     return Message(

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.grpc_support import serving
-from users_svc.application import Users
-from users_svc.events import EventRecords
+from users_svc.application import UserApplication
+from users_svc.events import EventRecordFactory
 from users_svc.model import (
     MAX_EMAIL_LENGTH,
     MAX_NAME_LENGTH,
@@ -53,7 +53,9 @@ def test_validation_accepts_or_names_the_bad_fields_and_nothing_else(
 @contextmanager
 def user_service() -> Iterator[tuple[users_pb2_grpc.UserServiceStub, grpc.Channel]]:
     with tempfile.TemporaryDirectory() as folder:
-        users = Users(SqliteUserStore(Path(folder) / "users.sqlite3"), EventRecords("e", "/t"))
+        users = UserApplication(
+            SqliteUserStore(Path(folder) / "users.sqlite3"), EventRecordFactory("e", "/t")
+        )
         servicer = UserServicer(users)
         with serving(
             lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),

@@ -13,7 +13,8 @@ from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.storage.errors import StoreUnavailableError
 from users_svc.model import EmailTakenError, User
-from users_svc.sqlite_store import MIGRATIONS, CreateRequest, SqliteUserStore, UnitOfWork
+from users_svc.sqlite_store import MIGRATIONS, SqliteUserStore
+from users_svc.store import CreateRequest, UnitOfWork
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

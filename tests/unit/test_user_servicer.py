@@ -15,8 +15,8 @@ from herald.kafka.records import header_values
 from herald.storage import sqlite
 from herald.users.v1 import events_pb2, users_pb2, users_pb2_grpc
 from tests.grpc_support import error_details, serving
-from users_svc.application import Users
-from users_svc.events import EventRecords
+from users_svc.application import UserApplication
+from users_svc.events import EventRecordFactory
 from users_svc.model import event_id
 from users_svc.servicer import UserServicer
 from users_svc.sqlite_store import SqliteUserStore
@@ -34,7 +34,7 @@ class Ids:
         return f"user-{self.issued}"
 
 
-class ExplodingUsers(Users):
+class ExplodingUsers(UserApplication):
     def get(self, user_id: str) -> users_pb2.User:  # type: ignore[override]
         raise RuntimeError("secret internal detail")
 
@@ -44,7 +44,7 @@ def store(tmp_path: Path) -> SqliteUserStore:
     return SqliteUserStore(tmp_path / "users.sqlite3", busy_timeout_s=0.1)
 
 
-def start(users: Users) -> Iterator[users_pb2_grpc.UserServiceStub]:
+def start(users: UserApplication) -> Iterator[users_pb2_grpc.UserServiceStub]:
     servicer = UserServicer(users)
     with serving(
         lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),
@@ -55,7 +55,9 @@ def start(users: Users) -> Iterator[users_pb2_grpc.UserServiceStub]:
 
 @pytest.fixture
 def stub(store: SqliteUserStore) -> Iterator[users_pb2_grpc.UserServiceStub]:
-    users = Users(store, EventRecords("events", "/test"), clock=lambda: NOW, new_id=Ids())
+    users = UserApplication(
+        store, EventRecordFactory("events", "/test"), clock=lambda: NOW, new_id=Ids()
+    )
     yield from start(users)
 
 
@@ -190,7 +192,7 @@ class TestGetUser:
     def test_an_unexpected_error_is_internal_without_its_details(
         self, store: SqliteUserStore
     ) -> None:
-        for stub in start(ExplodingUsers(store, EventRecords("events", "/test"))):
+        for stub in start(ExplodingUsers(store, EventRecordFactory("events", "/test"))):
             with pytest.raises(grpc.RpcError) as caught:
                 stub.GetUser(users_pb2.GetUserRequest(id="x"), timeout=5)
             assert caught.value.code() == grpc.StatusCode.INTERNAL
@@ -280,9 +282,9 @@ def test_the_relay_is_woken_after_each_commit_that_recorded_an_event(
 ) -> None:
     # What another thread's connection sees when the relay is woken: committed events only.
     seen_when_woken: list[int] = []
-    users = Users(
+    users = UserApplication(
         store,
-        EventRecords("events", "/test"),
+        EventRecordFactory("events", "/test"),
         on_event=lambda: seen_when_woken.append(store.pending_count()),
         clock=lambda: NOW,
         new_id=Ids(),

@@ -1,0 +1,80 @@
+"""What users_svc needs of a database, whatever it is: two Protocols and the rows they pass.
+
+`UserStore` is what the application needs: units of work whose changes and outgoing events
+commit together, and reads. `Outbox` is what the relay needs. SQLite implements both
+(users_svc.sqlite_store); a server database would be one more class implementing them, and
+nothing above this module would change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from herald.kafka.records import Record
+from users_svc.model import User
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    request_id: str
+    fingerprint: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    record: Record
+
+
+class UnitOfWork(Protocol):
+    def get_user(self, user_id: str) -> User | None: ...
+
+    def find_request(self, request_id: str) -> CreateRequest | None: ...
+
+    def add_user(self, user: User, request: CreateRequest | None) -> None:
+        """Raise EmailTakenError when another user has the same email."""
+        ...
+
+    def save_user(self, user: User) -> None:
+        """Store a changed user; raise EmailTakenError when another user has its email."""
+        ...
+
+    def append_event(self, record: Record) -> None: ...
+
+
+class UserStore(Protocol):
+    def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` on a unit of work; return its result once its changes are committed.
+
+        Everything `work` does through the unit commits together, or not at all: if it
+        raises, its changes are undone and its exception reaches the caller as it was.
+        `work` may share its transaction with other callers' work, and run on another
+        caller's thread: keep it short, and leave anything that must follow the commit
+        (waking the relay, say) until `atomically` has returned. Raises
+        StoreUnavailableError when the transaction cannot commit.
+        """
+        ...
+
+    def get_user(self, user_id: str) -> User | None: ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless a write could start now."""
+        ...
+
+
+class Outbox(Protocol):
+    def pending(self, limit: int) -> list[OutboxRow]:
+        """The oldest unpublished events, in commit order."""
+        ...
+
+    def mark_published(self, seqs: Sequence[int], at: datetime) -> None: ...
+
+    def prune(self, published_before: datetime) -> int: ...
+
+    def pending_count(self) -> int: ...

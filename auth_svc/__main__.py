@@ -10,7 +10,6 @@ import logging
 import sys
 import threading
 
-import grpc
 from confluent_kafka import Consumer
 from grpc_health.v1 import health_pb2
 
@@ -19,7 +18,6 @@ from auth_svc.decoders import DECODERS
 from auth_svc.servicer import AuthServicer
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
-from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import configure_logging, shutdown_event
@@ -55,15 +53,9 @@ def main() -> int:
         dead_letters=dead_letters,
         tuning=settings.consumer_tuning(),
     )
-    servicer = AuthServicer(store, consumer.status)
-
-    def register(server: grpc.Server) -> None:
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
-
     server = create_server(
         address=f"[::]:{settings.grpc_port}",
-        service_names=[auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name],
-        register=register,
+        services=[AuthServicer(store, consumer.status).binding()],
     )
     failed = threading.Event()
 

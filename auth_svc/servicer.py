@@ -9,11 +9,12 @@ import grpc
 from auth_svc.accounts import Account, AccountStore
 from auth_svc.status import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.rpc.errors import abort, retry_info, unexpected_errors_as_internal
+from herald.rpc.errors import ServiceErrors
+from herald.rpc.server import ServiceBinding
 from herald.storage.errors import StoreUnavailableError
 
-DOMAIN = "auth.herald"
-hide_unexpected_errors = unexpected_errors_as_internal(DOMAIN)
+ERRORS = ServiceErrors("auth.herald")
+SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -21,40 +22,28 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._store = store
         self._consumer_status = consumer_status
 
-    @hide_unexpected_errors
+    def binding(self) -> ServiceBinding[AuthServicer]:
+        return ServiceBinding(SERVICE_NAME, self, auth_pb2_grpc.add_AuthServiceServicer_to_server)
+
+    @ERRORS.hide_unexpected
     def GetAccount(
         self, request: auth_pb2.GetAccountRequest, context: grpc.ServicerContext
     ) -> auth_pb2.GetAccountResponse:
         if not request.user_id:
-            abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                domain=DOMAIN,
-                reason="INVALID_USER_ID",
-                message="user_id: is required",
-            )
+            ERRORS.invalid(context, reason="INVALID_USER_ID", message="user_id: is required")
         try:
             account = self._store.get(request.user_id)
         except StoreUnavailableError:
-            abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                domain=DOMAIN,
-                reason="STORE_UNAVAILABLE",
-                message="the account store is unavailable; retry with backoff",
-                details=[retry_info(1)],
-            )
+            ERRORS.store_unavailable(context, "account")
         if account is None:
-            abort(
+            ERRORS.not_found(
                 context,
-                grpc.StatusCode.NOT_FOUND,
-                domain=DOMAIN,
                 reason="ACCOUNT_NOT_FOUND",
                 message=f"no account for user {request.user_id!r} yet",
             )
         return auth_pb2.GetAccountResponse(account=to_proto(account))
 
-    @hide_unexpected_errors
+    @ERRORS.hide_unexpected
     def GetConsumerStatus(
         self, request: auth_pb2.GetConsumerStatusRequest, context: grpc.ServicerContext
     ) -> auth_pb2.GetConsumerStatusResponse:

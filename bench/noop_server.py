@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 import grpc
 
 from herald.lifecycle import configure_logging, shutdown_event
-from herald.rpc.server import create_server
+from herald.rpc.server import ServiceBinding, create_server
 from herald.users.v1 import users_pb2, users_pb2_grpc
+from users_svc.servicer import SERVICE_NAME
+from users_svc.settings import Settings
 
 
 class NoOpUserService(users_pb2_grpc.UserServiceServicer):
@@ -46,17 +48,14 @@ class NoOpUserService(users_pb2_grpc.UserServiceServicer):
 def main() -> int:
     configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))
     stopping = shutdown_event()
-    servicer = NoOpUserService()
-
-    def register(server: grpc.Server) -> None:
-        users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
-
+    service = ServiceBinding(
+        SERVICE_NAME, NoOpUserService(), users_pb2_grpc.add_UserServiceServicer_to_server
+    )
     server = create_server(
         address=f"[::]:{os.environ['USERS_GRPC_PORT']}",
-        service_names=[users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name],
-        register=register,
+        services=[service],
         # The same admission limit as users_svc, so both refuse load the same way.
-        max_concurrent_rpcs=128,
+        max_concurrent_rpcs=Settings().max_concurrent_rpcs,
     )
     server.start()
     stopping.wait()

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from herald.rpc.server import create_server
+from herald.rpc.server import ServiceBinding, create_server
 
 
 @contextmanager
-def serving(register: Callable[[grpc.Server], None], service_name: str) -> Iterator[grpc.Channel]:
+def serving(service: ServiceBinding[Any]) -> Iterator[grpc.Channel]:
     """Start the real server stack on a free port and yield a channel to it."""
-    server = create_server(address="127.0.0.1:0", service_names=[service_name], register=register)
+    server = create_server(address="127.0.0.1:0", services=[service])
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:

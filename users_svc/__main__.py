@@ -11,14 +11,11 @@ import sys
 import threading
 from datetime import timedelta
 
-import grpc
-
 from herald.kafka.config import producer_config
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import configure_logging, shutdown_event
 from herald.rpc.server import create_server
 from herald.storage.errors import StoreUnavailableError
-from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
 from users_svc.relay import OutboxRelay
@@ -49,15 +46,9 @@ def main() -> int:
         EventRecordFactory(topic=settings.events_topic, source=settings.event_source),
         on_event=relay.wake,
     )
-    servicer = UserServicer(users)
-
-    def register(server: grpc.Server) -> None:
-        users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
-
     server = create_server(
         address=f"[::]:{settings.grpc_port}",
-        service_names=[users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name],
-        register=register,
+        services=[UserServicer(users).binding()],
         max_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     relay_stopping = threading.Event()

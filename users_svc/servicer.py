@@ -7,7 +7,8 @@ from typing import NoReturn
 
 import grpc
 
-from herald.rpc.errors import abort, bad_request, retry_info, unexpected_errors_as_internal
+from herald.rpc.errors import ServiceErrors
+from herald.rpc.server import ServiceBinding
 from herald.storage.errors import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.application import UserApplication
@@ -23,15 +24,18 @@ from users_svc.model import (
 
 logger = logging.getLogger(__name__)
 
-DOMAIN = "users.herald"
-hide_unexpected_errors = unexpected_errors_as_internal(DOMAIN)
+ERRORS = ServiceErrors("users.herald")
+SERVICE_NAME = users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 
 
 class UserServicer(users_pb2_grpc.UserServiceServicer):
     def __init__(self, users: UserApplication) -> None:
         self._users = users
 
-    @hide_unexpected_errors
+    def binding(self) -> ServiceBinding[UserServicer]:
+        return ServiceBinding(SERVICE_NAME, self, users_pb2_grpc.add_UserServiceServicer_to_server)
+
+    @ERRORS.hide_unexpected
     def CreateUser(
         self, request: users_pb2.CreateUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.CreateUserResponse:
@@ -41,17 +45,11 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         except InvalidRequestError as error:
             _abort_invalid(context, error)
         except RequestIdReusedError as error:
-            abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                domain=DOMAIN,
-                reason="REQUEST_ID_REUSED",
-                message=str(error),
-            )
+            ERRORS.invalid(context, reason="REQUEST_ID_REUSED", message=str(error))
         except EmailTakenError:
             _abort_email_taken(context)
         except StoreUnavailableError:
-            _abort_store_unavailable(context)
+            ERRORS.store_unavailable(context, "user")
         # DEBUG, not INFO: a log line per call costs ~10% of the server's CPU at full load
         # (py-spy, `make bench`), mostly waiting on the handler's lock.
         if created:
@@ -60,27 +58,21 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             logger.debug("CreateUser retried with request %s: user %s", new.request_id, user.id)
         return users_pb2.CreateUserResponse(user=to_proto(user))
 
-    @hide_unexpected_errors
+    @ERRORS.hide_unexpected
     def GetUser(
         self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.GetUserResponse:
         if not request.id:
-            abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                domain=DOMAIN,
-                reason="INVALID_USER_ID",
-                message="id: is required",
-            )
+            ERRORS.invalid(context, reason="INVALID_USER_ID", message="id: is required")
         try:
             user = self._users.get(request.id)
         except UserNotFoundError:
             _abort_not_found(context, request.id)
         except StoreUnavailableError:
-            _abort_store_unavailable(context)
+            ERRORS.store_unavailable(context, "user")
         return users_pb2.GetUserResponse(user=to_proto(user))
 
-    @hide_unexpected_errors
+    @ERRORS.hide_unexpected
     def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.UpdateUserResponse:
@@ -96,7 +88,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         except EmailTakenError:
             _abort_email_taken(context)
         except StoreUnavailableError:
-            _abort_store_unavailable(context)
+            ERRORS.store_unavailable(context, "user")
         return users_pb2.UpdateUserResponse(user=to_proto(user))
 
 
@@ -109,42 +101,22 @@ def to_proto(user: User) -> users_pb2.User:
 
 def _abort_invalid(context: grpc.ServicerContext, error: InvalidRequestError) -> NoReturn:
     # One ErrorInfo per status: the first bad field's reason; BadRequest lists them all.
-    abort(
+    ERRORS.invalid(
         context,
-        grpc.StatusCode.INVALID_ARGUMENT,
-        domain=DOMAIN,
         reason=error.violations[0].reason,
         message=str(error),
-        details=[bad_request(error.violations)],
+        violations=error.violations,
     )
 
 
 def _abort_email_taken(context: grpc.ServicerContext) -> NoReturn:
-    abort(
+    ERRORS.abort(
         context,
         grpc.StatusCode.ALREADY_EXISTS,
-        domain=DOMAIN,
         reason="EMAIL_TAKEN",
         message="another user has this email",
     )
 
 
 def _abort_not_found(context: grpc.ServicerContext, user_id: str) -> NoReturn:
-    abort(
-        context,
-        grpc.StatusCode.NOT_FOUND,
-        domain=DOMAIN,
-        reason="USER_NOT_FOUND",
-        message=f"no user with id {user_id!r}",
-    )
-
-
-def _abort_store_unavailable(context: grpc.ServicerContext) -> NoReturn:
-    abort(
-        context,
-        grpc.StatusCode.UNAVAILABLE,
-        domain=DOMAIN,
-        reason="STORE_UNAVAILABLE",
-        message="the user store is unavailable; retry with backoff",
-        details=[retry_info(1)],
-    )
+    ERRORS.not_found(context, reason="USER_NOT_FOUND", message=f"no user with id {user_id!r}")

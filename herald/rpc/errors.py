@@ -1,7 +1,8 @@
 """Typed gRPC errors: a status code plus google.rpc details a client can act on.
 
 Every error carries one ErrorInfo whose `domain` names the service and whose `reason` is a
-stable UPPER_SNAKE word, so clients branch on it rather than on the message text.
+stable UPPER_SNAKE word, so clients branch on it rather than on the message text. Each
+service makes one ServiceErrors for its domain and ends its failing calls through it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 Servicer = TypeVar("Servicer")
+Method = Callable[[Servicer, Request, grpc.ServicerContext], Response]
 
 
 class FieldViolation(Protocol):
@@ -33,24 +35,91 @@ class FieldViolation(Protocol):
     def description(self) -> str: ...
 
 
-def abort(
-    context: grpc.ServicerContext,
-    code: grpc.StatusCode,
-    *,
-    domain: str,
-    reason: str,
-    message: str,
-    details: Sequence[Message] = (),
-) -> NoReturn:
-    """End the call with `code`, an ErrorInfo(domain, reason) and any further details."""
-    packed = []
-    for detail in (error_details_pb2.ErrorInfo(reason=reason, domain=domain), *details):
-        container = any_pb2.Any()
-        container.Pack(detail)
-        packed.append(container)
-    status = status_pb2.Status(code=code.value[0], message=message, details=packed)
-    context.abort_with_status(rpc_status.to_status(status))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover - it always raises
+class ServiceErrors:
+    """The errors one service answers with, all in its ErrorInfo `domain`."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+
+    def abort(
+        self,
+        context: grpc.ServicerContext,
+        code: grpc.StatusCode,
+        *,
+        reason: str,
+        message: str,
+        details: Sequence[Message] = (),
+    ) -> NoReturn:
+        """End the call with `code`, an ErrorInfo(domain, reason) and any further details."""
+        packed = []
+        for detail in (error_details_pb2.ErrorInfo(reason=reason, domain=self.domain), *details):
+            container = any_pb2.Any()
+            container.Pack(detail)
+            packed.append(container)
+        status = status_pb2.Status(code=code.value[0], message=message, details=packed)
+        context.abort_with_status(rpc_status.to_status(status))
+        raise AssertionError("abort_with_status returned")  # pragma: no cover - it always raises
+
+    def invalid(
+        self,
+        context: grpc.ServicerContext,
+        *,
+        reason: str,
+        message: str,
+        violations: Iterable[FieldViolation] = (),
+    ) -> NoReturn:
+        """INVALID_ARGUMENT, with a BadRequest naming each bad field when there are any."""
+        listed = list(violations)
+        details = [bad_request(listed)] if listed else []
+        self.abort(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            reason=reason,
+            message=message,
+            details=details,
+        )
+
+    def not_found(self, context: grpc.ServicerContext, *, reason: str, message: str) -> NoReturn:
+        self.abort(context, grpc.StatusCode.NOT_FOUND, reason=reason, message=message)
+
+    def store_unavailable(self, context: grpc.ServicerContext, store: str) -> NoReturn:
+        """UNAVAILABLE (STORE_UNAVAILABLE), with a RetryInfo: the client may try again soon."""
+        self.abort(
+            context,
+            grpc.StatusCode.UNAVAILABLE,
+            reason="STORE_UNAVAILABLE",
+            message=f"the {store} store is unavailable; retry with backoff",
+            details=[retry_info(1)],
+        )
+
+    def hide_unexpected(
+        self, method: Method[Servicer, Request, Response]
+    ) -> Method[Servicer, Request, Response]:
+        """Turn an unexpected exception in an RPC into INTERNAL with an incident id.
+
+        grpc would otherwise answer UNKNOWN with the exception's text. The log line carries
+        the same id and the traceback, so an operator can find what the client saw.
+        """
+
+        @functools.wraps(method)
+        def as_internal(
+            self_: Servicer, request: Request, context: grpc.ServicerContext
+        ) -> Response:
+            try:
+                return method(self_, request, context)
+            except Exception:
+                if context.code() is not None:  # type: ignore[attr-defined]  # aborted on purpose
+                    raise
+                incident = uuid.uuid4().hex[:12]
+                logger.exception("%s failed unexpectedly (incident %s)", method.__name__, incident)
+                self.abort(
+                    context,
+                    grpc.StatusCode.INTERNAL,
+                    reason="INTERNAL",
+                    message=f"internal error (incident {incident})",
+                )
+
+        return as_internal
 
 
 def bad_request(violations: Iterable[FieldViolation]) -> error_details_pb2.BadRequest:
@@ -66,42 +135,3 @@ def retry_info(seconds: int) -> error_details_pb2.RetryInfo:
     info = error_details_pb2.RetryInfo()
     info.retry_delay.seconds = seconds
     return info
-
-
-def unexpected_errors_as_internal(
-    domain: str,
-) -> Callable[
-    [Callable[[Servicer, Request, grpc.ServicerContext], Response]],
-    Callable[[Servicer, Request, grpc.ServicerContext], Response],
-]:
-    """Turn an unexpected exception in an RPC into INTERNAL with an incident id.
-
-    grpc would otherwise answer UNKNOWN with the exception's text. The log line carries
-    the same id and the traceback, so an operator can find what the client saw.
-    """
-
-    def decorate(
-        method: Callable[[Servicer, Request, grpc.ServicerContext], Response],
-    ) -> Callable[[Servicer, Request, grpc.ServicerContext], Response]:
-        @functools.wraps(method)
-        def as_internal(
-            self: Servicer, request: Request, context: grpc.ServicerContext
-        ) -> Response:
-            try:
-                return method(self, request, context)
-            except Exception:
-                if context.code() is not None:  # type: ignore[attr-defined]  # aborted on purpose
-                    raise
-                incident = uuid.uuid4().hex[:12]
-                logger.exception("%s failed unexpectedly (incident %s)", method.__name__, incident)
-                abort(
-                    context,
-                    grpc.StatusCode.INTERNAL,
-                    domain=domain,
-                    reason="INTERNAL",
-                    message=f"internal error (incident {incident})",
-                )
-
-        return as_internal
-
-    return decorate

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,6 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from herald.rpc.reflection import enable_documented_reflection
 
 logger = logging.getLogger(__name__)
+
+S = TypeVar("S")
 
 # Messages above this size are refused with RESOURCE_EXHAUSTED before they reach a servicer.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -73,15 +76,24 @@ class GrpcServer:
         logger.info("gRPC server stopped")
 
 
+@dataclass(frozen=True)
+class ServiceBinding(Generic[S]):
+    """A servicer, the full name of the service it implements (as health and reflection know
+    it), and the generated function that adds it to a server."""
+
+    name: str
+    servicer: S
+    add_to_server: Callable[[S, grpc.Server], None]
+
+
 def create_server(
     *,
     address: str,
-    service_names: Sequence[str],
-    register: Callable[[grpc.Server], None],
+    services: Sequence[ServiceBinding[Any]],
     max_workers: int = 16,
     max_concurrent_rpcs: int | None = None,
 ) -> GrpcServer:
-    """Build a server with the services `register` adds, plus health and reflection.
+    """Build a server with `services`, plus health and reflection.
 
     Health starts as NOT_SERVING, so a client that asks early is told to wait rather than
     sent to a server that cannot do its job yet. Past `max_concurrent_rpcs` calls in
@@ -95,7 +107,9 @@ def create_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    register(server)
+    for service in services:
+        service.add_to_server(service.servicer, server)
+    service_names = [service.name for service in services]
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_documented_reflection((*service_names, health.SERVICE_NAME), server)

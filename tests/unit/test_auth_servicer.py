@@ -35,10 +35,7 @@ def store(tmp_path: Path) -> SqliteAccountStore:
 @pytest.fixture
 def stub(store: SqliteAccountStore) -> Iterator[auth_pb2_grpc.AuthServiceStub]:
     servicer = AuthServicer(store, lambda: STATUS)
-    with serving(
-        lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server),
-        "herald.auth.v1.AuthService",
-    ) as channel:
+    with serving(servicer.binding()) as channel:
         yield auth_pb2_grpc.AuthServiceStub(channel)
 
 

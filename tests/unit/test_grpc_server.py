@@ -7,12 +7,13 @@ import threading
 from grpc_health.v1 import health_pb2
 
 from herald.rpc.client import health_status
-from herald.rpc.server import create_server
+from herald.rpc.server import ServiceBinding, create_server
 from tests.support import eventually
 
 
 def test_health_follows_the_watched_check_for_the_server_and_each_service() -> None:
-    server = create_server(address="127.0.0.1:0", service_names=["x.v1.S"], register=lambda _: None)
+    nothing = ServiceBinding("x.v1.S", None, lambda _servicer, _server: None)
+    server = create_server(address="127.0.0.1:0", services=[nothing])
     target = f"127.0.0.1:{server.port}"
     server.start(serving=False)
     assert health_status(target) == health_pb2.HealthCheckResponse.NOT_SERVING

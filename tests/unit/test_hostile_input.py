@@ -57,10 +57,7 @@ def user_service() -> Iterator[tuple[users_pb2_grpc.UserServiceStub, grpc.Channe
             SqliteUserStore(Path(folder) / "users.sqlite3"), EventRecordFactory("e", "/t")
         )
         servicer = UserServicer(users)
-        with serving(
-            lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),
-            "herald.users.v1.UserService",
-        ) as channel:
+        with serving(servicer.binding()) as channel:
             yield users_pb2_grpc.UserServiceStub(channel), channel
 
 

@@ -46,10 +46,7 @@ def store(tmp_path: Path) -> SqliteUserStore:
 
 def start(users: UserApplication) -> Iterator[users_pb2_grpc.UserServiceStub]:
     servicer = UserServicer(users)
-    with serving(
-        lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),
-        "herald.users.v1.UserService",
-    ) as channel:
+    with serving(servicer.binding()) as channel:
         yield users_pb2_grpc.UserServiceStub(channel)
 
 

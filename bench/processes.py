@@ -8,19 +8,15 @@ the CPU each one used in a phase is reported beside the phase's figures.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from herald.rpc.client import wait_until_serving
-from herald.tools.localkafka import free_ports
+from herald.tools.processes import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,58 +39,8 @@ class Pinning:
         return ",".join(str(cpu) for cpu in sorted(self.others))
 
 
-@dataclass
-class Service:
-    """`python -m <module>` on a free port, pinned to `cpus`, output appended to `log`."""
-
-    module: str
-    port_variable: str
-    env: Mapping[str, str]
-    log: Path
-    cpus: str
-    port: int = field(default_factory=lambda: free_ports(1)[0])
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise RuntimeError(f"{self.module} is not started")
-        return self.process.pid
-
-    def start(self, timeout_s: float = 60.0) -> float:
-        """Start the process; return the seconds from spawning it to health SERVING."""
-        with self.log.open("ab") as log:
-            began = time.perf_counter()
-            self.process = subprocess.Popen(
-                ["taskset", "-c", self.cpus, sys.executable, "-m", self.module],
-                env={**os.environ, **self.env, self.port_variable: str(self.port)},
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_until_serving(self.target, timeout_s)
-        except TimeoutError as error:
-            self.stop()
-            raise RuntimeError(f"{self.module} did not reach SERVING; see {self.log}") from error
-        return time.perf_counter() - began
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def rss_mib(self) -> float:
-        return psutil.Process(self.pid).memory_info().rss / 2**20
+def rss_mib(service: ServiceProcess) -> float:
+    return psutil.Process(service.pid).memory_info().rss / 2**20
 
 
 @contextmanager

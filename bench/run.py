@@ -44,7 +44,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench import bare, report
 from bench.ghz import Ghz, GhzResult, Load
 from bench.observer import POLL_S, AccountWatcher
-from bench.processes import REPO, CpuMeter, Pinning, Service, pinned
+from bench.processes import REPO, CpuMeter, Pinning, pinned, rss_mib
 from bench.stats import Latencies
 from bench.versions import environment
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -52,6 +52,7 @@ from herald.kafka.records import Record
 from herald.kafka.topics import EVENTS_TOPIC, TopicSpec
 from herald.timestamps import from_micros
 from herald.tools.localkafka import LocalKafka
+from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
 from users_svc.events import EventRecordFactory
 from users_svc.model import User, new_user_id
@@ -96,7 +97,7 @@ class Bench:
 
     # --- processes ---
 
-    def users(self, data: Path, log_level: str = "INFO") -> Service:
+    def users(self, data: Path, log_level: str = "INFO") -> ServiceProcess:
         return self._service(
             "users_svc",
             "USERS_GRPC_PORT",
@@ -104,7 +105,7 @@ class Bench:
             {"USERS_DATA_DIR": str(data), "USERS_RELAY_TIMEOUT_S": "5", "LOG_LEVEL": log_level},
         )
 
-    def auth(self, data: Path, group: str, topic: str = EVENTS_TOPIC) -> Service:
+    def auth(self, data: Path, group: str, topic: str = EVENTS_TOPIC) -> ServiceProcess:
         return self._service(
             "auth_svc",
             "AUTH_GRPC_PORT",
@@ -117,26 +118,28 @@ class Bench:
             },
         )
 
-    def noop(self) -> Service:
+    def noop(self) -> ServiceProcess:
         return self._service("bench.noop_server", "USERS_GRPC_PORT", self.server_cpus, {})
 
-    def _service(self, module: str, port_var: str, cpus: str, env: dict[str, str]) -> Service:
+    def _service(
+        self, module: str, port_var: str, cpus: str, env: dict[str, str]
+    ) -> ServiceProcess:
         self._services += 1
         log = self.workdir / f"{self._services:02d}-{module}.log"
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, **env}
-        return Service(module, port_var, env, log, cpus)
+        return ServiceProcess(module, env, log=log, port_variable=port_var, cpus=cpus, cwd=REPO)
 
     @contextmanager
-    def running(self, *services: Service) -> Iterator[None]:
+    def running(self, *services: ServiceProcess) -> Iterator[None]:
         try:
             for service in services:
-                service.start()
+                service.start(timeout_s=60)
             yield
         finally:
             for service in services:
                 service.stop()
 
-    def meter(self, **services: Service) -> CpuMeter:
+    def meter(self, **services: ServiceProcess) -> CpuMeter:
         pids = {name: s.pid for name, s in services.items()}
         broker = self.cluster.status().get(1)
         if broker is not None:
@@ -154,12 +157,12 @@ class Bench:
         users_s, auth_s = [], []
         for _ in range(n):
             users = self.users(users_dir)
-            users_s.append(users.start())
+            users_s.append(users.start(timeout_s=60))
             users.stop()
         for _ in range(n):
             # The same group each time: a restart, as a deploy does.
             auth = self.auth(auth_dir, "bench-startup")
-            auth_s.append(auth.start())
+            auth_s.append(auth.start(timeout_s=60))
             auth.stop()
         self.raw["startup"] = {
             "import_grpc_confluent_kafka_s": _spread(imports),
@@ -265,7 +268,7 @@ class Bench:
         with self.running(users, auth):
             base = self.ghz.create_users(users.target, _calls(closed, plan.memory_base), "base")
             _wait_applied(auth.target, base.ok)
-            rss_first = {"users_svc": users.rss_mib(), "auth_svc": auth.rss_mib()}
+            rss_first = {"users_svc": rss_mib(users), "auth_svc": rss_mib(auth)}
 
             size = _TopicSize(self.bootstrap)
             published = size()
@@ -274,14 +277,14 @@ class Bench:
             backlog = self.ghz.create_users(users.target, _calls(closed, plan.backlog), "backlog")
             # users_svc right after its last call, as the figure is defined; it is sampled
             # again after the drain, when the relay's batches have passed through it.
-            users_after_calls = users.rss_mib()
+            users_after_calls = rss_mib(users)
             self.cluster.start_node(1)
             meter = self.meter(users_svc=users, auth_svc=auth)
             drain = _time_drain(self.bootstrap, published, backlog.ok)
             drain_cpu = meter.cores()
             _wait_applied(auth.target, base.ok + backlog.ok, timeout_s=900)
-            rss_last = {"users_svc": users_after_calls, "auth_svc": auth.rss_mib()}
-            rss_after_drain = {"users_svc": users.rss_mib(), "auth_svc": rss_last["auth_svc"]}
+            rss_last = {"users_svc": users_after_calls, "auth_svc": rss_mib(auth)}
+            rss_after_drain = {"users_svc": rss_mib(users), "auth_svc": rss_last["auth_svc"]}
 
         records = _backlog_records(self.workdir / "relay-users" / "users.sqlite3", backlog.ok)
         self._topic("bench.bare-relay")

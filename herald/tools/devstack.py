@@ -3,64 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
-import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import IO
 
 from herald.lifecycle import shutdown_event
-from herald.rpc.client import wait_until_serving
 from herald.tools.localkafka import LocalKafka
+from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ServiceProcess:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def stop(self, grace_s: float = 10.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_service(module: str, label: str, port: int, env: Mapping[str, str]) -> ServiceProcess:
-    """Run `python -m module` with its output prefixed by `label` on this terminal."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module],
-        env={**os.environ, **env},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        # Its own session: Ctrl-C reaches only `herald up`, which stops services in order.
-        start_new_session=True,
-    )
-    stdout = process.stdout
-    if stdout is None:  # pragma: no cover - stdout=PIPE always gives a stream
-        raise RuntimeError("no pipe from the child")
-    threading.Thread(
-        target=_relay, args=(stdout, f"[{label}] "), name=f"relay-{label}", daemon=True
-    ).start()
-    return ServiceProcess(module, process, port)
-
-
-def _relay(stream: IO[bytes], prefix: str) -> None:
-    for line in stream:
-        sys.stdout.write(prefix + line.decode(errors="replace"))
-        sys.stdout.flush()
 
 
 def run_stack(cluster: LocalKafka, *, users_port: int, auth_port: int, grpcurl: str) -> int:
@@ -83,20 +32,23 @@ def run_stack(cluster: LocalKafka, *, users_port: int, auth_port: int, grpcurl: 
             "USERS_GRPC_PORT": str(users_port),
             "AUTH_GRPC_PORT": str(auth_port),
         }
-        services.append(start_service("users_svc", "users", users_port, env))
-        services.append(start_service("auth_svc", "auth ", auth_port, env))
-        for service in services:
-            wait_until_serving(f"127.0.0.1:{service.port}", timeout_s=60)
+        for module, label, port in (
+            ("users_svc", "users", users_port),
+            ("auth_svc", "auth ", auth_port),
+        ):
+            service = ServiceProcess(module, env, label=label, port=port)
+            services.append(service)
+            service.start(timeout_s=60)
         print(_how_to_call(grpcurl, users_port, auth_port), flush=True)
         while not stopping.wait(0.5):
             for service in services:
-                if service.process.poll() is not None:
-                    print(f"{service.name} exited with {service.process.returncode}; stopping")
+                if not service.running():
+                    print(f"{service.module} exited with {service.stop()}; stopping")
                     return 1
         return 0
     finally:
         for service in reversed(services):
-            service.stop()
+            service.stop(grace_s=10)
         if not reuse_broker:
             print("Stopping Kafka")
             cluster.stop()

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from herald.tools.processes import ServiceProcess, started
 from tests.conftest import REPO
-from tests.e2e.processes import STARTED, ServiceProcess
 from tests.support import unique
 
 
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[None]:
     """Kill what a test started and did not stop (it failed half-way, say)."""
-    before = len(STARTED)
+    before = len(started())
     yield
-    for service in STARTED[before:]:
+    for service in started()[before:]:
         service.kill_if_running()
 
 
@@ -56,7 +56,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         for service in (users, auth):
             if service.process is not None:
-                exits[service.module] = service.terminate()
+                exits[service.module] = service.stop()
             print(f"--- {service.module} log ---\n{service.log_text()}")
     # A clean SIGTERM shutdown is part of the contract: both exit 0.
     assert exits == {"users_svc": 0, "auth_svc": 0}

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.config import producer_config
-from tests.e2e.processes import ServiceProcess
+from herald.tools.processes import ServiceProcess
 from tests.support import eventually, unique
 from users_svc.events import EventRecordFactory
 from users_svc.model import User
@@ -112,7 +112,7 @@ def test_killed_after_applying_before_committing_applies_nothing_twice(
     redelivered = until(auth, lambda s: s.duplicates_skipped == 200)
     assert (redelivered.events_applied, redelivered.dead_lettered) == (0, 0)
     assert inbox(tmp_path) == {"applied": 200, "accounts": 200}
-    assert auth.terminate() == 0, auth.log_text()
+    assert auth.stop() == 0, auth.log_text()
 
 
 def test_a_member_joining_and_one_leaving_mid_stream_lose_nothing_and_apply_nothing_twice(
@@ -131,7 +131,7 @@ def test_a_member_joining_and_one_leaving_mid_stream_lose_nothing_and_apply_noth
         second.start()  # joins: the group rebalances, cooperatively
         until(second, lambda s: s.events_applied > 0)
         assert stream.is_alive(), "the stream ended before the group changed"
-        assert first.terminate() == 0, first.log_text()  # leaves: its partitions move over
+        assert first.stop() == 0, first.log_text()  # leaves: its partitions move over
         assert stream.is_alive(), "the stream ended before the group changed"
     finally:
         stream.join(120)
@@ -140,4 +140,4 @@ def test_a_member_joining_and_one_leaving_mid_stream_lose_nothing_and_apply_noth
     # The shared inbox saw each event exactly once and every one changed an account.
     assert inbox(tmp_path) == {"applied": 5000, "accounts": 5000}
     assert status(second).dead_lettered == 0
-    assert second.terminate() == 0, second.log_text()
+    assert second.stop() == 0, second.log_text()

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from herald.tools.cli import main
-from herald.tools.localkafka import free_ports
+from herald.tools.processes import free_ports
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.e2e.conftest import Stack
 from tests.support import eventually, unique

@@ -21,10 +21,10 @@ from herald.kafka.records import header_values
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.client import NOT_SERVING, SERVING, health_status
 from herald.tools.localkafka import LocalKafka, running_cluster
+from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.conftest import free_port_cluster
-from tests.e2e.processes import ServiceProcess
 from tests.support import eventually, read_all, unique
 from users_svc.model import event_id
 
@@ -104,7 +104,7 @@ def test_calls_succeed_while_kafka_is_down_and_every_event_arrives_in_order(
         seen = events_by_user(own_cluster.bootstrap_servers, EVENTS_TOPIC, expected)
         assert {user: first_copies(ids) for user, ids in seen.items()} == expected
     finally:
-        assert users.terminate() == 0, users.log_text()
+        assert users.stop() == 0, users.log_text()
         if not own_cluster.is_running(1):
             own_cluster.start_node(1)
 
@@ -156,7 +156,7 @@ def test_a_killed_users_svc_loses_no_acknowledged_event(
         for user_id in acknowledged:
             assert set(seen[user_id]) == {event_id(user_id, 1)}
     finally:
-        assert users.terminate() == 0, users.log_text()
+        assert users.stop() == 0, users.log_text()
 
 
 def test_auth_health_follows_the_cluster(own_cluster: LocalKafka, tmp_path: Path) -> None:
@@ -176,6 +176,6 @@ def test_auth_health_follows_the_cluster(own_cluster: LocalKafka, tmp_path: Path
         own_cluster.start_node(1)
         eventually(lambda: health_status(auth.target) == SERVING or None, timeout_s=60)
     finally:
-        assert auth.terminate() == 0, auth.log_text()
+        assert auth.stop() == 0, auth.log_text()
         if not own_cluster.is_running(1):
             own_cluster.start_node(1)

@@ -15,10 +15,10 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.tools.localkafka import LocalKafka
+from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.conftest import free_port_cluster
-from tests.e2e.processes import ServiceProcess
 from tests.support import eventually, unique
 
 
@@ -84,5 +84,5 @@ def test_both_services_serve_on_three_brokers_and_survive_one_down(
             for user_id in [create() for _ in range(20)]:
                 eventually(partial(arrived, user_id), timeout_s=90)
     finally:
-        assert users.terminate() == 0, users.log_text()
-        assert auth.terminate() == 0, auth.log_text()
+        assert users.stop() == 0, users.log_text()
+        assert auth.stop() == 0, auth.log_text()

@@ -16,9 +16,9 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from herald.kafka.topics import TOPICS
+from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from tests.e2e.processes import ServiceProcess
 from tests.support import end_offsets, unique
 
 POLL_S = 0.05  # how often waits look at their condition
@@ -88,7 +88,7 @@ class Stack:
                 and service.process is not None
                 and service.process.poll() is None
             ):
-                service.terminate()
+                service.stop()
 
 
 class Load:

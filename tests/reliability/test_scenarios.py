@@ -74,7 +74,7 @@ def test_service_kill(single_node: LocalKafka, tmp_path: Path, report: Report) -
         second = run.stack.another_auth("auth_svc_2")
         second.start(timeout_s=60)  # SERVING once the group has taken it in
         load.progress(100)
-        assert second.terminate() == 0
+        assert second.stop() == 0
         run.end_of_fault()
         load.progress(100)
 

@@ -10,7 +10,7 @@ import pytest
 from herald.kafka.config import producer_config
 from herald.kafka.records import Record
 from herald.kafka.sender import KafkaBatchSender
-from herald.tools.localkafka import free_ports
+from herald.tools.processes import free_ports
 
 
 def record(key: bytes, value: bytes = b"v") -> Record:

@@ -1,19 +1,6 @@
-"""A local Apache Kafka from the Maven jars (moved here whole; split in the next commit)."""
+"""A local Apache Kafka from the Maven jars, for `make run`, the tests and the bench."""
 
-from herald.tools.localkafka.cluster import (
-    STANDARD_PORTS,
-    KafkaLaunchError,
-    LocalKafka,
-    Node,
-    free_ports,
-    running_cluster,
-)
+from herald.tools.localkafka.cluster import LocalKafka, running_cluster
+from herald.tools.localkafka.nodes import STANDARD_PORTS, KafkaLaunchError, Node
 
-__all__ = [
-    "STANDARD_PORTS",
-    "KafkaLaunchError",
-    "LocalKafka",
-    "Node",
-    "free_ports",
-    "running_cluster",
-]
+__all__ = ["STANDARD_PORTS", "KafkaLaunchError", "LocalKafka", "Node", "running_cluster"]

@@ -68,16 +68,17 @@ class SqliteUserStore:
         self._db.ping()
 
     def pending(self, limit: int) -> list[OutboxRow]:
-        with self._db.read() as connection:
-            rows = connection.execute(
-                "SELECT seq, topic, key, value, headers FROM outbox"
-                " WHERE published_at_us IS NULL ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [
-            OutboxRow(seq, Record(topic, key, value, _decode_headers(headers)))
-            for seq, topic, key, value, headers in rows
-        ]
+        return self._outbox_rows(
+            "SELECT seq, topic, key, value, headers FROM outbox"
+            " WHERE published_at_us IS NULL ORDER BY seq LIMIT ?",
+            limit,
+        )
+
+    def newest(self, limit: int) -> list[OutboxRow]:
+        rows = self._outbox_rows(
+            "SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq DESC LIMIT ?", limit
+        )
+        return rows[::-1]
 
     def mark_published(self, seqs: Sequence[int], at: datetime) -> None:
         # One UPDATE per run of consecutive seqs, usually one per batch: a statement per row
@@ -108,6 +109,14 @@ class SqliteUserStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _outbox_rows(self, query: str, limit: int) -> list[OutboxRow]:
+        with self._db.read() as connection:
+            rows = connection.execute(query, (limit,)).fetchall()
+        return [
+            OutboxRow(seq, Record(topic, key, value, _decode_headers(headers)))
+            for seq, topic, key, value, headers in rows
+        ]
 
 
 class _SqliteUnitOfWork:

@@ -140,6 +140,16 @@ class TestOutbox:
         store.mark_published([rows[i].seq for i in (4, 0, 1, 3)], at=T0)
         assert store.pending(10) == [rows[2], rows[5]]
 
+    def test_the_newest_rows_come_published_or_not_in_commit_order(
+        self, store: SqliteUserStore
+    ) -> None:
+        for n in range(4):
+            append(store, record(n))
+        rows = store.pending(10)
+        store.mark_published([rows[1].seq, rows[2].seq], at=T0)
+        assert store.newest(3) == rows[1:]
+        assert store.newest(10) == rows
+
     def test_ping_passes_on_a_usable_store(self, store: SqliteUserStore) -> None:
         store.ping()
 

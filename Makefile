@@ -24,7 +24,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: help install kafka-jars tools protos check-protos lint format test test-unit \
-        test-integration test-e2e test-reliability bench bench-smoke run run-cluster kafka-start kafka-stop clean
+        test-integration test-e2e test-reliability bench bench-smoke run run-cluster kafka-start kafka-stop clean docs
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ check-protos: install ## Fail when herald/'s generated code does not match proto
 	stale=$$(diff -rq -x __pycache__ .cache/protos-check/herald herald | grep -E '_pb2|\.binpb' || true); \
 	cmp -s .cache/protos-check/asyncapi.json docs/asyncapi.json || stale="$$stale docs/asyncapi.json"; \
 	if [ -n "$$stale" ]; then echo "$$stale"; echo "stale generated files: run 'make protos'"; exit 1; fi
+
+docs: install ## Write README's configuration table from the services' Settings classes.
+	$(PYTHON) -m herald.tools.settings_table README.md
 
 ## --- quality ---
 

@@ -11,16 +11,17 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from grpc_health.v1.health_pb2 import HealthCheckResponse
 
+from auth_svc.settings import Settings as AuthSettings
 from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
 from herald.lifecycle import shutdown_event
 from herald.rpc.client import SERVING, health_status
+from herald.settings import ServiceSettings
 from herald.tools.devstack import run_stack
 from herald.tools.localkafka import KafkaLaunchError, LocalKafka
 from herald.tools.replay import replay
 from herald.tools.tail import tail
 from herald.tools.topic_admin import ensure_topics
-
-DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+from users_svc.settings import Settings as UsersSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,10 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="a local Kafka plus both services; Ctrl-C stops all")
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
-    up.add_argument(
-        "--users-port", type=int, default=int(os.environ.get("USERS_GRPC_PORT", "50051"))
-    )
-    up.add_argument("--auth-port", type=int, default=int(os.environ.get("AUTH_GRPC_PORT", "50052")))
+    up.add_argument("--users-port", type=int, default=UsersSettings.from_env().grpc_port)
+    up.add_argument("--auth-port", type=int, default=AuthSettings.from_env().grpc_port)
     _add_paths(up)
     up.set_defaults(handler=_up)
     return parser
@@ -120,7 +119,7 @@ def _add_paths(parser: argparse.ArgumentParser) -> None:
 
 
 def _env_bootstrap() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
+    return ServiceSettings.from_env().kafka_bootstrap_servers
 
 
 def _cluster(args: argparse.Namespace, node_count: int | None = None) -> LocalKafka:

@@ -1,0 +1,70 @@
+"""Service settings, read from the environment once, at start.
+
+Each setting is a dataclass field that names its variable, its default and what it means, in
+one place: loading reads the variables, and README's configuration table is made from the
+same declarations (`make docs`; a unit test fails when README differs).
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple, TypeVar
+
+from herald.kafka.topics import EVENTS_TOPIC
+
+T = TypeVar("T")
+S = TypeVar("S", bound="ServiceSettings")
+
+
+def setting(variable: str, default: T, meaning: str, *, at_least: float | None = None) -> T:
+    """A field read from `variable` when it is set; a number below `at_least` is raised to it."""
+    metadata = {"variable": variable, "meaning": meaning, "at_least": at_least}
+    return field(default=default, metadata=metadata)
+
+
+class Declared(NamedTuple):
+    """One setting as declared: its variable, default and meaning."""
+
+    variable: str
+    default: Any
+    meaning: str
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What every service reads; each service's Settings adds its own."""
+
+    kafka_bootstrap_servers: str = setting(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092", "Kafka brokers to bootstrap from"
+    )
+    events_topic: str = setting("HERALD_EVENTS_TOPIC", EVENTS_TOPIC, "the events topic")
+    shutdown_grace_s: float = setting(
+        "SHUTDOWN_GRACE_S", 5.0, "how long calls in flight may finish after SIGTERM"
+    )
+    log_level: str = setting("LOG_LEVEL", "INFO", "Python logging level")
+
+    @classmethod
+    def from_env(cls: type[S], env: Mapping[str, str] = os.environ) -> S:
+        """The settings, each from its variable when that is set, else its default."""
+        types = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for each in fields(cls):
+            variable = each.metadata.get("variable")
+            if variable is None or variable not in env:
+                continue
+            value = types[each.name](env[variable])
+            at_least = each.metadata["at_least"]
+            values[each.name] = value if at_least is None else max(at_least, value)
+        return cls(**values)
+
+    @classmethod
+    def declared(cls) -> list[Declared]:
+        """Every setting of this class, in declaration order (the shared ones first)."""
+        return [
+            Declared(each.metadata["variable"], each.default, each.metadata["meaning"])
+            for each in fields(cls)
+            if "variable" in each.metadata
+        ]

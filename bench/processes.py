@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from herald.kafka.topics import EVENTS_TOPIC
+from herald.tools.localkafka import LocalKafka
 from herald.tools.processes import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +39,68 @@ class Pinning:
     @property
     def others_list(self) -> str:
         return ",".join(str(cpu) for cpu in sorted(self.others))
+
+
+class Services:
+    """users_svc, auth_svc and the no-op server as a phase starts them: pinned, pointed at the
+    bench's broker, each with a log of its own in the work folder."""
+
+    def __init__(self, workdir: Path, cluster: LocalKafka, pinning: Pinning) -> None:
+        self._workdir = workdir
+        self._cluster = cluster
+        self._pinning = pinning
+        self._started = 0
+
+    def users(self, data: Path, log_level: str = "INFO") -> ServiceProcess:
+        return self._service(
+            "users_svc",
+            "USERS_GRPC_PORT",
+            self._pinning.server,
+            {"USERS_DATA_DIR": str(data), "USERS_RELAY_TIMEOUT_S": "5", "LOG_LEVEL": log_level},
+        )
+
+    def auth(self, data: Path, group: str, topic: str = EVENTS_TOPIC) -> ServiceProcess:
+        return self._service(
+            "auth_svc",
+            "AUTH_GRPC_PORT",
+            self._pinning.others_list,
+            {
+                "AUTH_DATA_DIR": str(data),
+                "AUTH_CONSUMER_GROUP": group,
+                "HERALD_EVENTS_TOPIC": topic,
+                "AUTH_MAX_LAG": str(10**9),
+            },
+        )
+
+    def noop(self) -> ServiceProcess:
+        return self._service("bench.noop_server", "USERS_GRPC_PORT", self._pinning.server, {})
+
+    def _service(
+        self, module: str, port_var: str, cpus: str, env: dict[str, str]
+    ) -> ServiceProcess:
+        self._started += 1
+        log = self._workdir / f"{self._started:02d}-{module}.log"
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self._cluster.bootstrap_servers, **env}
+        return ServiceProcess(module, env, log=log, port_variable=port_var, cpus=cpus, cwd=REPO)
+
+    @contextmanager
+    def running(self, *services: ServiceProcess) -> Iterator[None]:
+        try:
+            for service in services:
+                service.start(timeout_s=60)
+            yield
+        finally:
+            for service in services:
+                service.stop()
+
+    def meter(self, **services: ServiceProcess) -> CpuMeter:
+        """CPU of these services, the broker and the bench process, from now on."""
+        pids = {name: s.pid for name, s in services.items()}
+        broker = self._cluster.status().get(1)
+        if broker is not None:
+            pids["broker"] = broker
+        pids["bench"] = os.getpid()
+        return CpuMeter(pids)
 
 
 def rss_mib(service: ServiceProcess) -> float:

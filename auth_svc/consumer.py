@@ -25,9 +25,8 @@ from auth_svc.accounts import AccountStore
 from auth_svc.applying import Applier, RetryPolicy
 from auth_svc.batch import InFlight, StoppedError, in_flight, offsets_after
 from auth_svc.dead_letters import DeadLetterWriter
-from auth_svc.decoders import Decoder
+from auth_svc.decoders import Decoder, PoisonRecordError, Router
 from auth_svc.rebalance import RebalanceListener
-from auth_svc.routing import PoisonRecordError, Router
 from auth_svc.status import ConsumerStatus, StatusBoard
 from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError

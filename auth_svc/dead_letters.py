@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from auth_svc.batch import InFlight, StoppedError
-from auth_svc.routing import PoisonRecordError
+from auth_svc.decoders import PoisonRecordError
 from herald.backoff import Backoff
 from herald.kafka import deadletter
 from herald.kafka.sender import RecordSender

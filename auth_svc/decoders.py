@@ -1,16 +1,21 @@
-"""What each event type means for an account. The registry is the one place that knows types.
+"""What each event type means for an account, and which decoder a record needs.
 
-Every event carries the user's whole state and its version, so each handler only turns the
-payload into the account it describes; the store keeps it if it is newer. Adding an event
-type is one function here and one line in DECODERS.
+Every event carries the user's whole state and its version, so each decoder only turns the
+payload into the account it describes; the store keeps it if it is newer. DECODERS is the one
+place that knows event types: adding one is a function here and a line there. The Router
+picks a record's decoder by its `ce_type` header; a record no decoder can take is poison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from auth_svc.accounts import Account
+from confluent_kafka import Message
+from google.protobuf.message import DecodeError
+
+from auth_svc.accounts import Account, DecodedEvent, RecordPosition
+from herald.kafka.records import ReceivedHeaders, header_values
 from herald.timestamps import from_timestamp
 from herald.users.v1 import events_pb2
 
@@ -66,3 +71,45 @@ DECODERS: dict[str, Decoder] = {
     events_pb2.UserCreated.DESCRIPTOR.full_name: user_created,
     events_pb2.UserUpdated.DESCRIPTOR.full_name: user_updated,
 }
+
+
+class PoisonRecordError(ValueError):
+    """A record no retry can apply: undecodable, of an unknown type, or invalid."""
+
+
+class Router:
+    def __init__(self, decoders: Mapping[str, Decoder]) -> None:
+        self._decoders = decoders
+        # The same decoders keyed by `ce_type` as it arrives, bytes, too: most records are
+        # routed by one dict lookup, without decoding their headers.
+        self._routes: dict[str | bytes, tuple[str, Decoder]] = {}
+        for event_type, decoder in decoders.items():
+            self._routes[event_type] = self._routes[event_type.encode()] = (event_type, decoder)
+
+    def decode(self, message: Message, position: RecordPosition, now: datetime) -> DecodedEvent:
+        """The event the record carries; PoisonRecordError if it cannot be one."""
+        event_type, decoder = self._route(message.headers())
+        try:
+            return DecodedEvent(decoder(message.value() or b"", now), event_type, position)
+        except (DecodeError, InvalidEventError) as error:
+            raise PoisonRecordError(f"{type(error).__name__}: {error}") from error
+
+    def _route(self, headers: ReceivedHeaders | None) -> tuple[str, Decoder]:
+        """The type and decoder the record's `ce_type` header names."""
+        if isinstance(headers, list):
+            sent: str | bytes | None = None
+            for name, value in headers:
+                if name == "ce_type":
+                    sent = value
+            route = self._routes.get(sent) if sent is not None else None
+            if route is not None:
+                return route
+        # Not a type known as it came: read the headers as text, as before, to route the
+        # record or to say exactly what is wrong with it.
+        event_type = header_values(headers).get("ce_type")
+        if not event_type:
+            raise PoisonRecordError("no ce_type header")
+        decoder = self._decoders.get(event_type)
+        if decoder is None:
+            raise PoisonRecordError(f"unknown ce_type {event_type!r}")
+        return event_type, decoder

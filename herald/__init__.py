@@ -1,1 +1,2 @@
-"""Herald: the shared contract and the Kafka and gRPC plumbing both services use."""
+"""Herald's shared package: the contract's generated code, the runtime both services import
+(kafka/, rpc/, storage/ and a few small modules), and the developer tools (tools/)."""

@@ -1,4 +1,5 @@
-"""SQLite as the services' embedded database: connections, migrations, and group commit."""
+"""SQLite as the services' embedded database: connections, migrations, and the Database
+whose writes are group-committed."""
 
 from herald.storage.sqlite.connection import BUSY_TIMEOUT_S, connect, unavailable_on_error
 from herald.storage.sqlite.database import Database

@@ -15,12 +15,11 @@ from grpc_health.v1 import health_pb2
 
 from auth_svc.consumer import EventConsumer, Subscription
 from auth_svc.decoders import DECODERS
-from auth_svc.servicer import AuthServicer
+from auth_svc.servicer import auth_service
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
-from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.sender import KafkaBatchSender
-from herald.lifecycle import configure_logging, shutdown_event
+from herald.lifecycle import begin
 from herald.rpc.server import create_server
 
 logger = logging.getLogger("auth_svc")
@@ -31,19 +30,16 @@ DLQ_SEND_TIMEOUT_S = 10
 
 def main() -> int:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
-    stopping = shutdown_event()
+    stopping = begin(settings.log_level)
     store = SqliteAccountStore(settings.database_path)
     dead_letters = KafkaBatchSender(
-        producer_config(settings.kafka_bootstrap_servers, client_id="auth-svc-dlq"),
-        timeout_s=DLQ_SEND_TIMEOUT_S,
+        settings.producer_config("auth-svc-dlq"), timeout_s=DLQ_SEND_TIMEOUT_S
     )
     consumer = EventConsumer(
         Consumer(
-            consumer_config(
-                settings.kafka_bootstrap_servers,
+            settings.consumer_config(
                 settings.consumer_group,
-                client_id="auth-svc",
+                "auth-svc",
                 **{"auto.commit.interval.ms": settings.commit_interval_ms},
             )
         ),
@@ -55,7 +51,7 @@ def main() -> int:
     )
     server = create_server(
         address=f"[::]:{settings.grpc_port}",
-        services=[AuthServicer(store, consumer.status).binding()],
+        services=[auth_service(store, consumer.status)],
     )
     failed = threading.Event()
 

@@ -11,9 +11,8 @@ from auth_svc.status import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.rpc.errors import ServiceErrors
 from herald.rpc.server import ServiceBinding
-from herald.storage.errors import StoreUnavailableError
 
-ERRORS = ServiceErrors("auth.herald")
+ERRORS = ServiceErrors("auth.herald", store="account")
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
@@ -22,19 +21,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._store = store
         self._consumer_status = consumer_status
 
-    def binding(self) -> ServiceBinding[AuthServicer]:
-        return ServiceBinding(SERVICE_NAME, self, auth_pb2_grpc.add_AuthServiceServicer_to_server)
-
-    @ERRORS.hide_unexpected
+    @ERRORS.as_status
     def GetAccount(
         self, request: auth_pb2.GetAccountRequest, context: grpc.ServicerContext
     ) -> auth_pb2.GetAccountResponse:
-        if not request.user_id:
-            ERRORS.invalid(context, reason="INVALID_USER_ID", message="user_id: is required")
-        try:
-            account = self._store.get(request.user_id)
-        except StoreUnavailableError:
-            ERRORS.store_unavailable(context, "account")
+        user_id = ERRORS.require(
+            context, request.user_id, field="user_id", reason="INVALID_USER_ID"
+        )
+        account = self._store.get(user_id)
         if account is None:
             ERRORS.not_found(
                 context,
@@ -43,7 +37,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return auth_pb2.GetAccountResponse(account=to_proto(account))
 
-    @ERRORS.hide_unexpected
+    @ERRORS.as_status
     def GetConsumerStatus(
         self, request: auth_pb2.GetConsumerStatusRequest, context: grpc.ServicerContext
     ) -> auth_pb2.GetConsumerStatusResponse:
@@ -68,6 +62,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             retries=status.retries,
             total_lag=status.total_lag,
         )
+
+
+def auth_service(
+    store: AccountStore, consumer_status: Callable[[], ConsumerStatus]
+) -> ServiceBinding[AuthServicer]:
+    """AuthService over `store` and the consumer's status, ready for create_server."""
+    servicer = AuthServicer(store, consumer_status)
+    return ServiceBinding(SERVICE_NAME, servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server)
 
 
 def to_proto(account: Account) -> auth_pb2.Account:

@@ -11,6 +11,12 @@ from types import FrameType
 logger = logging.getLogger(__name__)
 
 
+def begin(log_level: str) -> threading.Event:
+    """What a service's main does first: logging set up, and the event a signal will set."""
+    configure_logging(log_level)
+    return shutdown_event()
+
+
 def configure_logging(level: str) -> None:
     """One line per record, with time, level and logger: greppable, and enough to follow a call."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, TypeVar
 
+from herald.kafka.config import ClientConfig, consumer_config, producer_config
 from herald.kafka.topics import EVENTS_TOPIC
 
 T = TypeVar("T")
@@ -59,6 +60,16 @@ class ServiceSettings:
             at_least = each.metadata["at_least"]
             values[each.name] = value if at_least is None else max(at_least, value)
         return cls(**values)
+
+    def producer_config(self, client_id: str) -> ClientConfig:
+        """Herald's producer settings, for this service's brokers."""
+        return producer_config(self.kafka_bootstrap_servers, client_id)
+
+    def consumer_config(
+        self, group_id: str, client_id: str, **overrides: str | int
+    ) -> ClientConfig:
+        """Herald's consumer settings, for this service's brokers."""
+        return consumer_config(self.kafka_bootstrap_servers, group_id, client_id, **overrides)
 
     @classmethod
     def declared(cls) -> list[Declared]:

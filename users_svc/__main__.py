@@ -11,15 +11,14 @@ import sys
 import threading
 from datetime import timedelta
 
-from herald.kafka.config import producer_config
 from herald.kafka.sender import KafkaBatchSender
-from herald.lifecycle import configure_logging, shutdown_event
+from herald.lifecycle import begin
 from herald.rpc.server import create_server
 from herald.storage.errors import StoreUnavailableError
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
 from users_svc.relay import OutboxRelay
-from users_svc.servicer import UserServicer
+from users_svc.servicer import user_service
 from users_svc.settings import Settings
 from users_svc.sqlite_store import SqliteUserStore
 
@@ -28,12 +27,10 @@ logger = logging.getLogger("users_svc")
 
 def main() -> int:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
-    stopping = shutdown_event()
+    stopping = begin(settings.log_level)
     store = SqliteUserStore(settings.database_path)
     sender = KafkaBatchSender(
-        producer_config(settings.kafka_bootstrap_servers, client_id="users-svc-relay"),
-        timeout_s=settings.relay_timeout_s,
+        settings.producer_config("users-svc-relay"), timeout_s=settings.relay_timeout_s
     )
     relay = OutboxRelay(
         store,
@@ -48,7 +45,7 @@ def main() -> int:
     )
     server = create_server(
         address=f"[::]:{settings.grpc_port}",
-        services=[UserServicer(users).binding()],
+        services=[user_service(users)],
         max_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     relay_stopping = threading.Event()

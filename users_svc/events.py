@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -24,25 +25,12 @@ class EventRecordFactory:
     source: str
 
     def user_created(self, user: User) -> Record:
-        event = events_pb2.UserCreated(
-            event_id=user.event_id,
-            user_id=user.id,
-            name=user.name,
-            email=user.email,
-            version=user.version,
-        )
+        event = events_pb2.UserCreated(**_state(user))
         event.create_time.FromDatetime(user.create_time)
         return self._record(user, USER_CREATED, event)
 
     def user_updated(self, user: User, changed_fields: Sequence[str]) -> Record:
-        event = events_pb2.UserUpdated(
-            event_id=user.event_id,
-            user_id=user.id,
-            name=user.name,
-            email=user.email,
-            version=user.version,
-            changed_fields=changed_fields,
-        )
+        event = events_pb2.UserUpdated(**_state(user), changed_fields=changed_fields)
         event.create_time.FromDatetime(user.create_time)
         event.update_time.FromDatetime(user.update_time)
         return self._record(user, USER_UPDATED, event)
@@ -57,3 +45,14 @@ class EventRecordFactory:
             value=event.SerializeToString(),
             headers=attributes.to_headers(),
         )
+
+
+def _state(user: User) -> dict[str, Any]:
+    """The fields every event carries: which change it is, and the user's whole state."""
+    return {
+        "event_id": user.event_id,
+        "user_id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "version": user.version,
+    }

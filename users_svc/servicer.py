@@ -9,7 +9,6 @@ import grpc
 
 from herald.rpc.errors import ServiceErrors
 from herald.rpc.server import ServiceBinding
-from herald.storage.errors import StoreUnavailableError
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.application import UserApplication
 from users_svc.model import (
@@ -24,7 +23,7 @@ from users_svc.model import (
 
 logger = logging.getLogger(__name__)
 
-ERRORS = ServiceErrors("users.herald")
+ERRORS = ServiceErrors("users.herald", store="user")
 SERVICE_NAME = users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 
 
@@ -32,10 +31,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     def __init__(self, users: UserApplication) -> None:
         self._users = users
 
-    def binding(self) -> ServiceBinding[UserServicer]:
-        return ServiceBinding(SERVICE_NAME, self, users_pb2_grpc.add_UserServiceServicer_to_server)
-
-    @ERRORS.hide_unexpected
+    @ERRORS.as_status
     def CreateUser(
         self, request: users_pb2.CreateUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.CreateUserResponse:
@@ -48,8 +44,6 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             ERRORS.invalid(context, reason="REQUEST_ID_REUSED", message=str(error))
         except EmailTakenError:
             _abort_email_taken(context)
-        except StoreUnavailableError:
-            ERRORS.store_unavailable(context, "user")
         # DEBUG, not INFO: a log line per call costs ~10% of the server's CPU at full load
         # (py-spy, `make bench`), mostly waiting on the handler's lock.
         if created:
@@ -58,21 +52,18 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             logger.debug("CreateUser retried with request %s: user %s", new.request_id, user.id)
         return users_pb2.CreateUserResponse(user=to_proto(user))
 
-    @ERRORS.hide_unexpected
+    @ERRORS.as_status
     def GetUser(
         self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.GetUserResponse:
-        if not request.id:
-            ERRORS.invalid(context, reason="INVALID_USER_ID", message="id: is required")
+        user_id = ERRORS.require(context, request.id, field="id", reason="INVALID_USER_ID")
         try:
-            user = self._users.get(request.id)
+            user = self._users.get(user_id)
         except UserNotFoundError:
-            _abort_not_found(context, request.id)
-        except StoreUnavailableError:
-            ERRORS.store_unavailable(context, "user")
+            _abort_not_found(context, user_id)
         return users_pb2.GetUserResponse(user=to_proto(user))
 
-    @ERRORS.hide_unexpected
+    @ERRORS.as_status
     def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.UpdateUserResponse:
@@ -87,9 +78,13 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             _abort_not_found(context, request.user.id)
         except EmailTakenError:
             _abort_email_taken(context)
-        except StoreUnavailableError:
-            ERRORS.store_unavailable(context, "user")
         return users_pb2.UpdateUserResponse(user=to_proto(user))
+
+
+def user_service(users: UserApplication) -> ServiceBinding[UserServicer]:
+    """UserService over `users`, ready for herald.rpc.server.create_server."""
+    servicer = UserServicer(users)
+    return ServiceBinding(SERVICE_NAME, servicer, users_pb2_grpc.add_UserServiceServicer_to_server)
 
 
 def to_proto(user: User) -> users_pb2.User:

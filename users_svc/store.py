@@ -9,9 +9,8 @@ nothing above this module would change.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from herald.kafka.records import Record
 from users_svc.model import User
@@ -19,15 +18,17 @@ from users_svc.model import User
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class CreateRequest:
+class CreateRequest(NamedTuple):
+    """The CreateUser request that made a user, kept so a retry gets the same answer."""
+
     request_id: str
     fingerprint: str
     user_id: str
 
 
-@dataclass(frozen=True)
-class OutboxRow:
+class OutboxRow(NamedTuple):
+    """An event in the outbox, by its commit order (`seq`)."""
+
     seq: int
     record: Record
 

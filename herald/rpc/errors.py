@@ -19,6 +19,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from herald.storage.errors import StoreUnavailableError
+
 logger = logging.getLogger(__name__)
 
 Request = TypeVar("Request")
@@ -36,10 +38,12 @@ class FieldViolation(Protocol):
 
 
 class ServiceErrors:
-    """The errors one service answers with, all in its ErrorInfo `domain`."""
+    """The errors one service answers with, all in its ErrorInfo `domain`; `store` names what
+    its database holds, for the message of STORE_UNAVAILABLE."""
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, store: str) -> None:
         self.domain = domain
+        self.store = store
 
     def abort(
         self,
@@ -79,34 +83,38 @@ class ServiceErrors:
             details=details,
         )
 
+    def require(self, context: grpc.ServicerContext, value: str, *, field: str, reason: str) -> str:
+        """`value`, unless it is empty: then INVALID_ARGUMENT, `field: is required`."""
+        if not value:
+            self.invalid(context, reason=reason, message=f"{field}: is required")
+        return value
+
     def not_found(self, context: grpc.ServicerContext, *, reason: str, message: str) -> NoReturn:
         self.abort(context, grpc.StatusCode.NOT_FOUND, reason=reason, message=message)
 
-    def store_unavailable(self, context: grpc.ServicerContext, store: str) -> NoReturn:
-        """UNAVAILABLE (STORE_UNAVAILABLE), with a RetryInfo: the client may try again soon."""
-        self.abort(
-            context,
-            grpc.StatusCode.UNAVAILABLE,
-            reason="STORE_UNAVAILABLE",
-            message=f"the {store} store is unavailable; retry with backoff",
-            details=[retry_info(1)],
-        )
-
-    def hide_unexpected(
+    def as_status(
         self, method: Method[Servicer, Request, Response]
     ) -> Method[Servicer, Request, Response]:
-        """Turn an unexpected exception in an RPC into INTERNAL with an incident id.
+        """Answer what an RPC raised and did not handle with a typed status.
 
-        grpc would otherwise answer UNKNOWN with the exception's text. The log line carries
-        the same id and the traceback, so an operator can find what the client saw.
+        A store that cannot be used is UNAVAILABLE (STORE_UNAVAILABLE) with a RetryInfo: the
+        client may try again soon. Anything else is a bug: INTERNAL with an incident id, where
+        grpc would answer UNKNOWN with the exception's text. The log line carries the same id
+        and the traceback, so an operator can find what the client saw.
         """
 
         @functools.wraps(method)
-        def as_internal(
-            self_: Servicer, request: Request, context: grpc.ServicerContext
-        ) -> Response:
+        def answered(self_: Servicer, request: Request, context: grpc.ServicerContext) -> Response:
             try:
                 return method(self_, request, context)
+            except StoreUnavailableError:
+                self.abort(
+                    context,
+                    grpc.StatusCode.UNAVAILABLE,
+                    reason="STORE_UNAVAILABLE",
+                    message=f"the {self.store} store is unavailable; retry with backoff",
+                    details=[retry_info(1)],
+                )
             except Exception:
                 if context.code() is not None:  # type: ignore[attr-defined]  # aborted on purpose
                     raise
@@ -119,7 +127,7 @@ class ServiceErrors:
                     message=f"internal error (incident {incident})",
                 )
 
-        return as_internal
+        return answered
 
 
 def bad_request(violations: Iterable[FieldViolation]) -> error_details_pb2.BadRequest:

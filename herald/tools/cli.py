@@ -59,30 +59,31 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (start, stop, kill, status):
         _add_paths(sub)
 
-    topics = commands.add_parser("topics", help="Herald's topics")
-    topics_commands = topics.add_subparsers(required=True, metavar="ACTION")
-    ensure = topics_commands.add_parser("ensure", help="create missing topics (idempotent)")
-    ensure.add_argument("--bootstrap-servers", default=_env_bootstrap())
+    ensure = _kafka_command(
+        commands, "topics", "Herald's topics", "ensure", "create missing topics (idempotent)"
+    )
     ensure.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for Kafka")
     ensure.set_defaults(handler=_topics_ensure)
 
-    events = commands.add_parser("events", help="the events on Herald's topics")
-    events_commands = events.add_subparsers(required=True, metavar="ACTION")
-    tail = events_commands.add_parser(
-        "tail", help="print records as JSON lines, protobuf payloads decoded by ce_type"
+    tail = _kafka_command(
+        commands,
+        "events",
+        "the events on Herald's topics",
+        "tail",
+        "print records as JSON lines, protobuf payloads decoded by ce_type",
     )
-    tail.add_argument("--bootstrap-servers", default=_env_bootstrap())
     tail.add_argument("--topic", default=EVENTS_TOPIC, help=f"default {EVENTS_TOPIC}")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
     tail.add_argument("--follow", action="store_true", help="keep printing new records")
     tail.set_defaults(handler=_events_tail)
 
-    dlq = commands.add_parser("dlq", help="the dead-letter topic")
-    dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
-    replay = dlq_commands.add_parser(
-        "replay", help="send dead-lettered records back where they came from, once"
+    replay = _kafka_command(
+        commands,
+        "dlq",
+        "the dead-letter topic",
+        "replay",
+        "send dead-lettered records back where they came from, once",
     )
-    replay.add_argument("--bootstrap-servers", default=_env_bootstrap())
     replay.add_argument("--topic", default=DLQ_TOPIC, help=f"dead-letter topic ({DLQ_TOPIC})")
     replay.add_argument("--to", help="send to this topic instead of each record's origin")
     replay.set_defaults(handler=_dlq_replay)
@@ -100,6 +101,22 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--auth-port", type=int, default=AuthSettings.from_env().grpc_port)
     _add_paths(up)
     up.set_defaults(handler=_up)
+    return parser
+
+
+def _kafka_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    group: str,
+    group_help: str,
+    action: str,
+    action_help: str,
+) -> argparse.ArgumentParser:
+    """`herald GROUP ACTION`: a command that talks to the Kafka at --bootstrap-servers."""
+    actions = commands.add_parser(group, help=group_help).add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    parser = actions.add_parser(action, help=action_help)
+    parser.add_argument("--bootstrap-servers", default=_env_bootstrap())
     return parser
 
 
@@ -122,6 +139,11 @@ def _env_bootstrap() -> str:
     return ServiceSettings.from_env().kafka_bootstrap_servers
 
 
+def _existing(args: argparse.Namespace) -> LocalKafka | None:
+    """The cluster an earlier `herald kafka start` left in the run folder, if any."""
+    return LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
+
+
 def _cluster(args: argparse.Namespace, node_count: int | None = None) -> LocalKafka:
     libs, run_dir = args.libs.resolve(), args.run_dir.resolve()
     existing = LocalKafka.load(libs_dir=libs, run_dir=run_dir)
@@ -141,7 +163,7 @@ def _cluster(args: argparse.Namespace, node_count: int | None = None) -> LocalKa
 
 def _kafka_start(args: argparse.Namespace) -> int:
     if args.fresh:
-        previous = LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
+        previous = _existing(args)
         if previous is not None:
             previous.stop()
             previous.wipe()
@@ -160,11 +182,10 @@ def _kafka_start(args: argparse.Namespace) -> int:
 
 
 def _kafka_stop(args: argparse.Namespace) -> int:
-    cluster = LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
+    cluster = _existing(args)
     if cluster is None:
         print("no local cluster to stop")
-        return 0
-    if args.node is not None:
+    elif args.node is not None:
         cluster.stop_node(args.node)
     else:
         cluster.stop()
@@ -177,7 +198,7 @@ def _kafka_kill(args: argparse.Namespace) -> int:
 
 
 def _kafka_status(args: argparse.Namespace) -> int:
-    cluster = LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
+    cluster = _existing(args)
     if cluster is None:
         print("no local cluster")
         return 1

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from auth_svc.accounts import Account, RecordPosition
-from auth_svc.servicer import AuthServicer
+from auth_svc.servicer import auth_service
 from auth_svc.sqlite_store import SqliteAccountStore
 from auth_svc.status import ConsumerStatus, PartitionLag
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -34,8 +34,7 @@ def store(tmp_path: Path) -> SqliteAccountStore:
 
 @pytest.fixture
 def stub(store: SqliteAccountStore) -> Iterator[auth_pb2_grpc.AuthServiceStub]:
-    servicer = AuthServicer(store, lambda: STATUS)
-    with serving(servicer.binding()) as channel:
+    with serving(auth_service(store, lambda: STATUS)) as channel:
         yield auth_pb2_grpc.AuthServiceStub(channel)
 
 

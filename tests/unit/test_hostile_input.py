@@ -23,7 +23,7 @@ from users_svc.model import (
     normalize,
     validate_new_user,
 )
-from users_svc.servicer import UserServicer
+from users_svc.servicer import user_service as servicer_of
 from users_svc.sqlite_store import SqliteUserStore
 
 KNOWN_REASONS = {"INVALID_NAME", "INVALID_EMAIL", "INVALID_REQUEST_ID"}
@@ -56,8 +56,7 @@ def user_service() -> Iterator[tuple[users_pb2_grpc.UserServiceStub, grpc.Channe
         users = UserApplication(
             SqliteUserStore(Path(folder) / "users.sqlite3"), EventRecordFactory("e", "/t")
         )
-        servicer = UserServicer(users)
-        with serving(servicer.binding()) as channel:
+        with serving(servicer_of(users)) as channel:
             yield users_pb2_grpc.UserServiceStub(channel), channel
 
 

@@ -18,7 +18,7 @@ from tests.grpc_support import error_details, serving
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
 from users_svc.model import event_id
-from users_svc.servicer import UserServicer
+from users_svc.servicer import user_service
 from users_svc.sqlite_store import SqliteUserStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -45,8 +45,7 @@ def store(tmp_path: Path) -> SqliteUserStore:
 
 
 def start(users: UserApplication) -> Iterator[users_pb2_grpc.UserServiceStub]:
-    servicer = UserServicer(users)
-    with serving(servicer.binding()) as channel:
+    with serving(user_service(users)) as channel:
         yield users_pb2_grpc.UserServiceStub(channel)
 
 

@@ -22,13 +22,18 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# The longest wait between two tries: long enough to let a busy database catch up, short
+# enough that a partition is not held back for long once it has.
+MAX_BACKOFF_S = 2.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often a transiently failing write is tried, and how long to wait between tries."""
 
     attempts: int
     first_backoff_s: float
-    max_backoff_s: float = 2.0
+    max_backoff_s: float = MAX_BACKOFF_S
 
     @property
     def backoff(self) -> Backoff:

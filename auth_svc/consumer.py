@@ -54,7 +54,8 @@ class Subscription:
 
 @dataclass(frozen=True)
 class ConsumerTuning:
-    """The consumer's tunables; the service's Settings hold their defaults."""
+    """The consumer's tunables. The batch size, lag limit and retries come from the service's
+    Settings; how often the lag is looked at is fixed here."""
 
     batch_size: int
     max_lag: int
@@ -120,9 +121,9 @@ class EventConsumer:
         """A snapshot for GetConsumerStatus and health; safe from any thread."""
         return self._status.snapshot()
 
-    def healthy(self, lag_grace_s: float, stall_limit_s: float = 60.0) -> bool:
+    def healthy(self, lag_grace_s: float) -> bool:
         """Connected, polling, and not lagging past the limit for longer than the grace."""
-        return self._status.healthy(lag_grace_s, stall_limit_s)
+        return self._status.healthy(lag_grace_s)
 
     def _next_batch(self) -> list[Message]:
         """Up to a batch of records: those already fetched, or else the first to arrive

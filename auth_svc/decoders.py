@@ -66,7 +66,7 @@ def _utc_datetime(seconds: int, nanos: int) -> datetime:
 
 Decoder = Callable[[bytes, datetime], Account]
 
-# `ce_type` header → handler.
+# `ce_type` header → decoder.
 DECODERS: dict[str, Decoder] = {
     events_pb2.UserCreated.DESCRIPTOR.full_name: user_created,
     events_pb2.UserUpdated.DESCRIPTOR.full_name: user_updated,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from auth_svc.applying import RetryPolicy
+from auth_svc.applying import MAX_BACKOFF_S, RetryPolicy
 from auth_svc.consumer import ConsumerTuning
 from herald.kafka.topics import DLQ_TOPIC
 from herald.settings import ServiceSettings, setting
@@ -42,7 +42,9 @@ class Settings(ServiceSettings):
         at_least=1,
     )
     retry_backoff_s: float = setting(
-        "AUTH_RETRY_BACKOFF_S", 0.1, "first backoff between attempts (doubles, at most 2 s)"
+        "AUTH_RETRY_BACKOFF_S",
+        0.1,
+        f"first backoff between attempts (doubles, at most {MAX_BACKOFF_S:g} s)",
     )
     max_lag: int = setting(
         "AUTH_MAX_LAG", 10_000, "lag over which health turns NOT_SERVING (after the grace)"

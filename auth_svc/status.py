@@ -15,6 +15,9 @@ from auth_svc.accounts import Outcome
 
 logger = logging.getLogger(__name__)
 
+# A loop that has not polled for this long is stuck (on a dead letter it cannot write, say).
+STALL_LIMIT_S = 60.0
+
 
 @dataclass(frozen=True)
 class PartitionLag:
@@ -49,7 +52,7 @@ class ConsumerStatus:
 class StatusBoard:
     """The counters and the latest view of the assignment's lag; thread-safe."""
 
-    def __init__(self, group_id: str, max_lag: int, refresh_every_s: float = 2.0) -> None:
+    def __init__(self, group_id: str, max_lag: int, refresh_every_s: float) -> None:
         self._max_lag = max_lag
         self._refresh_every_s = refresh_every_s
         self._lock = threading.Lock()
@@ -94,7 +97,7 @@ class StatusBoard:
             self._next_refresh = now + self._refresh_every_s
             self._refresh(consumer)
 
-    def healthy(self, lag_grace_s: float, stall_limit_s: float = 60.0) -> bool:
+    def healthy(self, lag_grace_s: float, stall_limit_s: float = STALL_LIMIT_S) -> bool:
         """Connected, polling, and not lagging past the limit for longer than the grace.
 
         A loop stuck on one record (a dead letter that cannot be written) stops polling, and

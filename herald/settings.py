@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any, NamedTuple, TypeVar
 
 from herald.kafka.config import ClientConfig, consumer_config, producer_config
@@ -24,6 +24,11 @@ def setting(variable: str, default: T, meaning: str, *, at_least: float | None =
     """A field read from `variable` when it is set; a number below `at_least` is raised to it."""
     metadata = {"variable": variable, "meaning": meaning, "at_least": at_least}
     return field(default=default, metadata=metadata)
+
+
+def _set(cls: type[ServiceSettings], env: Mapping[str, str]) -> list[Field[Any]]:
+    """The fields of `cls` whose variable `env` sets."""
+    return [each for each in fields(cls) if each.metadata.get("variable", "") in env]
 
 
 class Declared(NamedTuple):
@@ -50,16 +55,19 @@ class ServiceSettings:
     @classmethod
     def from_env(cls: type[S], env: Mapping[str, str] = os.environ) -> S:
         """The settings, each from its variable when that is set, else its default."""
-        types = typing.get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for each in fields(cls):
-            variable = each.metadata.get("variable")
-            if variable is None or variable not in env:
-                continue
-            value = types[each.name](env[variable])
-            at_least = each.metadata["at_least"]
-            values[each.name] = value if at_least is None else max(at_least, value)
-        return cls(**values)
+        return cls(**{each.name: cls._read(each, env) for each in _set(cls, env)})
+
+    @classmethod
+    def value_from_env(cls, name: str, env: Mapping[str, str] = os.environ) -> Any:
+        """One setting, read as from_env reads it, without reading (or failing on) the others."""
+        [each] = [each for each in fields(cls) if each.name == name]
+        return cls._read(each, env) if each in _set(cls, env) else each.default
+
+    @classmethod
+    def _read(cls, each: Field[Any], env: Mapping[str, str]) -> Any:
+        value = typing.get_type_hints(cls)[each.name](env[each.metadata["variable"]])
+        at_least = each.metadata["at_least"]
+        return value if at_least is None else max(at_least, value)
 
     def producer_config(self, client_id: str) -> ClientConfig:
         """Herald's producer settings, for this service's brokers."""

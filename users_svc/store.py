@@ -1,7 +1,8 @@
 """What users_svc needs of a database, whatever it is: two Protocols and the rows they pass.
 
 `UserStore` is what the application needs: units of work whose changes and outgoing events
-commit together, and reads. `Outbox` is what the relay needs. SQLite implements both
+commit together, and reads. `Outbox` is what the relay needs, and what tools that check or
+measure what was sent read. SQLite implements both
 (users_svc.sqlite_store); a server database would be one more class implementing them, and
 nothing above this module would change.
 """

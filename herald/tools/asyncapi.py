@@ -15,6 +15,7 @@ from typing import Any
 from herald.kafka import deadletter
 from herald.kafka.cloudevents import CONTENT_TYPE, SPEC_VERSION
 from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC, TOPICS
+from herald.tools.localkafka import STANDARD_PORTS
 from herald.users.v1 import events_pb2
 
 PROTOBUF_FORMAT = "application/vnd.google.protobuf;version=3"
@@ -48,6 +49,7 @@ def document(events_proto: str) -> dict[str, Any]:
         for message in events_pb2.DESCRIPTOR.message_types_by_name.values()
     }
     refs = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
+    first_port, *other_ports = (broker for broker, _controller in STANDARD_PORTS)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -64,10 +66,11 @@ def document(events_proto: str) -> dict[str, Any]:
         "defaultContentType": CONTENT_TYPE,
         "servers": {
             "local": {
-                "host": "127.0.0.1:19092",
+                "host": f"127.0.0.1:{first_port}",
                 "protocol": "kafka",
                 "description": (
-                    "`make run`, `make run-cluster` or docker compose (also :29092, :39092)."
+                    "`make run`, `make run-cluster` or docker compose "
+                    f"(also {', '.join(f':{port}' for port in other_ports)})."
                 ),
             }
         },

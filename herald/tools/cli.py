@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="a local Kafka plus both services; Ctrl-C stops all")
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
-    up.add_argument("--users-port", type=int, default=UsersSettings.from_env().grpc_port)
-    up.add_argument("--auth-port", type=int, default=AuthSettings.from_env().grpc_port)
+    up.add_argument("--users-port", type=int, default=UsersSettings.value_from_env("grpc_port"))
+    up.add_argument("--auth-port", type=int, default=AuthSettings.value_from_env("grpc_port"))
     _add_paths(up)
     up.set_defaults(handler=_up)
     return parser
@@ -136,7 +136,7 @@ def _add_paths(parser: argparse.ArgumentParser) -> None:
 
 
 def _env_bootstrap() -> str:
-    return ServiceSettings.from_env().kafka_bootstrap_servers
+    return str(ServiceSettings.value_from_env("kafka_bootstrap_servers"))
 
 
 def _existing(args: argparse.Namespace) -> LocalKafka | None:

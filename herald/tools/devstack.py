@@ -36,9 +36,11 @@ def run_stack(cluster: LocalKafka, *, users_port: int, auth_port: int, grpcurl: 
             ("users_svc", "users", users_port),
             ("auth_svc", "auth ", auth_port),
         ):
-            service = ServiceProcess(module, env, label=label, port=port)
+            service = ServiceProcess(module, env, label=label, port=port, own_session=True)
             services.append(service)
-            service.start(timeout_s=60)
+            service.spawn()
+        for service in services:
+            service.wait_serving(timeout_s=60)
         print(_how_to_call(grpcurl, users_port, auth_port), flush=True)
         while not stopping.wait(0.5):
             for service in services:

@@ -37,7 +37,9 @@ def free_ports(count: int) -> list[int]:
 @dataclass
 class ServiceProcess:
     """One service process. Its output is appended to `log`, or, without one, printed on this
-    terminal behind `[label] `; with `cpus` (a taskset list) it runs pinned to them."""
+    terminal behind `[label] `; with `cpus` (a taskset list) it runs pinned to them. With
+    `own_session`, Ctrl-C in the terminal reaches only the parent, which then stops its
+    children in order; without, the child gets it too."""
 
     module: str
     env: Mapping[str, str]
@@ -47,6 +49,7 @@ class ServiceProcess:
     port_variable: str = ""  # by default the one PORT_VARIABLES names for the module
     cpus: str | None = None
     cwd: Path | None = None
+    own_session: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,11 +64,17 @@ class ServiceProcess:
 
     def start(self, timeout_s: float = 30.0) -> float:
         """Start it and wait for SERVING; return the seconds from spawning it to SERVING."""
+        began = time.perf_counter()
+        self.spawn()
+        self.wait_serving(timeout_s)
+        return time.perf_counter() - began
+
+    def spawn(self) -> None:
+        """Start the process, without waiting for it to serve."""
         port_variable = self.port_variable or PORT_VARIABLES[self.module]
         command = [sys.executable, "-m", self.module]
         if self.cpus is not None:
             command = ["taskset", "-c", self.cpus, *command]
-        began = time.perf_counter()
         with self.log.open("ab") if self.log is not None else contextlib.nullcontext() as log:
             self.process = subprocess.Popen(
                 command,
@@ -74,19 +83,20 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log if log is not None else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                # Its own session: Ctrl-C in a terminal reaches only the parent, which stops
-                # its children in order.
-                start_new_session=True,
+                start_new_session=self.own_session,
             )
         _STARTED.append(self)
         if log is None and self.process.stdout is not None:
             _copy_lines(self.process.stdout, f"[{self.label or self.module}] ")
+
+    def wait_serving(self, timeout_s: float = 30.0) -> None:
+        """Wait until its health says SERVING; stop it and raise TimeoutError if it does not."""
         try:
             wait_until_serving(self.target, timeout_s=timeout_s)
         except TimeoutError:
             self.stop(grace_s=5)
-            raise TimeoutError(f"{self.module} not serving:\n{self.log_text()}") from None
-        return time.perf_counter() - began
+            output = self.log_text() if self.log is not None else "(its output is above)"
+            raise TimeoutError(f"{self.module} not serving:\n{output}") from None
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

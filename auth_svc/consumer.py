@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from confluent_kafka import Consumer, Message
 
@@ -30,6 +30,7 @@ from auth_svc.rebalance import RebalanceListener
 from auth_svc.status import ConsumerStatus, StatusBoard
 from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError
+from herald.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class EventConsumer:
         decoders: Mapping[str, Decoder],
         dead_letters: RecordSender,
         tuning: ConsumerTuning,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._consumer = consumer
         self._topic = subscription.topic

@@ -6,29 +6,25 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 from auth_svc.batch import InFlight, StoppedError
 from auth_svc.decoders import PoisonRecordError
 from herald.backoff import Backoff
 from herald.kafka import deadletter
 from herald.kafka.sender import RecordSender
+from herald.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class DeadLetterWriter:
-    def __init__(
-        self,
-        sender: RecordSender,
-        topic: str,
-        backoff: Backoff,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._sender = sender
-        self._topic = topic
-        self._backoff = backoff
-        self._clock = clock
+    sender: RecordSender
+    topic: str
+    backoff: Backoff
+    clock: Callable[[], datetime] = utc_now
 
     def write(self, record: InFlight, error: Exception, stopping: threading.Event) -> None:
         """Send the record, as it was plus why, to the dead-letter topic; keep trying until
@@ -40,13 +36,13 @@ class DeadLetterWriter:
         )
         letter = deadletter.dead_letter(
             record.message,
-            self._topic,
+            self.topic,
             error_class=type(cause).__name__,
             error_message=str(error),
-            at=self._clock(),
+            at=self.clock(),
         )
-        delays = self._backoff.delays()
-        while not self._sender.send([letter])[0]:
+        delays = self.backoff.delays()
+        while not self.sender.send([letter])[0]:
             delay = next(delays)
             logger.error("could not dead-letter %s; retrying in %.1f s", record.where, delay)
             if stopping.wait(delay):

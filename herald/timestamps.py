@@ -1,5 +1,6 @@
-"""Moments as Herald stores and exchanges them: UTC datetimes, integer microseconds, RFC 3339
-text and protobuf Timestamp parts. One definition of each conversion, for every module."""
+"""Moments as Herald reads, stores and exchanges them: the clock, UTC datetimes, integer
+microseconds, RFC 3339 text and protobuf Timestamp parts. One definition of each, for every
+module."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ MICROSECOND = timedelta(microseconds=1)
 _MIN_SECONDS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // timedelta(seconds=1)
 _MAX_SECONDS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(seconds=1)
 _NANOS_PER_SECOND = 1_000_000_000
+
+
+def utc_now() -> datetime:
+    """Now, in UTC: the clock of every component that a test does not give another."""
+    return datetime.now(UTC)
 
 
 def to_micros(moment: datetime) -> int:

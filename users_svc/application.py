@@ -7,8 +7,9 @@ leaves storage to a UserStore and encoding to EventRecordFactory.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from herald.timestamps import utc_now
 from users_svc.events import EventRecordFactory
 from users_svc.model import (
     NewUser,
@@ -21,10 +22,6 @@ from users_svc.model import (
 from users_svc.store import CreateRequest, UnitOfWork, UserStore
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class UserApplication:
     def __init__(
         self,
@@ -32,7 +29,7 @@ class UserApplication:
         events: EventRecordFactory,
         *,
         on_event: Callable[[], None] = lambda: None,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_user_id,
     ) -> None:
         self._store = store

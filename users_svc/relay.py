@@ -10,11 +10,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from herald.backoff import Backoff
 from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError
+from herald.timestamps import utc_now
 from users_svc.store import Outbox
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class OutboxRelay:
         batch_size: int,
         retention: timedelta,
         backoff: Backoff = BACKOFF,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._outbox = outbox
         self._sender = sender

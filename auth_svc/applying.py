@@ -81,7 +81,6 @@ class Applier:
             outcome = self._retrying(lambda: self._store.apply(*event), record.where, stopping)
         except StoreUnavailableError as error:
             self._dead_letters.write(record, error, stopping)
-            self._status.count_dead_letter()
         else:
             self._status.count([outcome])
 

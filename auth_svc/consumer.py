@@ -90,7 +90,7 @@ class EventConsumer:
         self._clock = clock
         self._status = StatusBoard(subscription.group_id, tuning.max_lag, tuning.status_every_s)
         self._dead_letters = DeadLetterWriter(
-            dead_letters, subscription.dlq_topic, tuning.retry.backoff, clock
+            dead_letters, subscription.dlq_topic, tuning.retry.backoff, self._status, clock
         )
         self._applier = Applier(store, tuning.retry, self._dead_letters, self._status)
         self._rebalances = RebalanceListener()
@@ -167,7 +167,6 @@ class EventConsumer:
                 record.event = self._router.decode(record.message, record.position, now)
             except PoisonRecordError as error:
                 self._dead_letters.write(record, error, stopping)
-                self._status.count_dead_letter()
                 record.finished = True
 
     def _prune_inbox_when_due(self) -> None:

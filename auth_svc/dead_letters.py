@@ -11,6 +11,7 @@ from datetime import datetime
 
 from auth_svc.batch import InFlight, StoppedError
 from auth_svc.decoders import PoisonRecordError
+from auth_svc.status import StatusBoard
 from herald.backoff import Backoff
 from herald.kafka import deadletter
 from herald.kafka.sender import RecordSender
@@ -24,6 +25,7 @@ class DeadLetterWriter:
     sender: RecordSender
     topic: str
     backoff: Backoff
+    status: StatusBoard  # counts each dead letter once the broker has it
     clock: Callable[[], datetime] = utc_now
 
     def write(self, record: InFlight, error: Exception, stopping: threading.Event) -> None:
@@ -47,4 +49,5 @@ class DeadLetterWriter:
             logger.error("could not dead-letter %s; retrying in %.1f s", record.where, delay)
             if stopping.wait(delay):
                 raise StoppedError
+        self.status.count_dead_letter()
         logger.warning("dead-lettered %s: %s", record.where, error)

@@ -26,11 +26,6 @@ def setting(variable: str, default: T, meaning: str, *, at_least: float | None =
     return field(default=default, metadata=metadata)
 
 
-def _set(cls: type[ServiceSettings], env: Mapping[str, str]) -> list[Field[Any]]:
-    """The fields of `cls` whose variable `env` sets."""
-    return [each for each in fields(cls) if each.metadata.get("variable", "") in env]
-
-
 class Declared(NamedTuple):
     """One setting as declared: its variable, default and meaning."""
 
@@ -55,19 +50,16 @@ class ServiceSettings:
     @classmethod
     def from_env(cls: type[S], env: Mapping[str, str] = os.environ) -> S:
         """The settings, each from its variable when that is set, else its default."""
-        return cls(**{each.name: cls._read(each, env) for each in _set(cls, env)})
+        types = typing.get_type_hints(cls)
+        return cls(
+            **{each.name: _read(each, types, env) for each in fields(cls) if _set(each, env)}
+        )
 
     @classmethod
     def value_from_env(cls, name: str, env: Mapping[str, str] = os.environ) -> Any:
         """One setting, read as from_env reads it, without reading (or failing on) the others."""
         [each] = [each for each in fields(cls) if each.name == name]
-        return cls._read(each, env) if each in _set(cls, env) else each.default
-
-    @classmethod
-    def _read(cls, each: Field[Any], env: Mapping[str, str]) -> Any:
-        value = typing.get_type_hints(cls)[each.name](env[each.metadata["variable"]])
-        at_least = each.metadata["at_least"]
-        return value if at_least is None else max(at_least, value)
+        return _read(each, typing.get_type_hints(cls), env) if _set(each, env) else each.default
 
     def producer_config(self, client_id: str) -> ClientConfig:
         """Herald's producer settings, for this service's brokers."""
@@ -87,3 +79,15 @@ class ServiceSettings:
             for each in fields(cls)
             if "variable" in each.metadata
         ]
+
+
+def _set(each: Field[Any], env: Mapping[str, str]) -> bool:
+    """Whether `env` sets the variable of this field."""
+    return each.metadata.get("variable", "") in env
+
+
+def _read(each: Field[Any], types: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """The field's value from its variable: converted to its type, raised to `at_least`."""
+    value = types[each.name](env[each.metadata["variable"]])
+    at_least = each.metadata["at_least"]
+    return value if at_least is None else max(at_least, value)

@@ -18,7 +18,7 @@ import psutil
 
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.tools.localkafka import LocalKafka
-from herald.tools.processes import ServiceProcess
+from herald.tools.processes import PORT_VARIABLES, ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,6 @@ class Services:
     def users(self, data: Path, log_level: str = "INFO") -> ServiceProcess:
         return self._service(
             "users_svc",
-            "USERS_GRPC_PORT",
             self._pinning.server,
             {"USERS_DATA_DIR": str(data), "USERS_RELAY_TIMEOUT_S": "5", "LOG_LEVEL": log_level},
         )
@@ -62,7 +61,6 @@ class Services:
     def auth(self, data: Path, group: str, topic: str = EVENTS_TOPIC) -> ServiceProcess:
         return self._service(
             "auth_svc",
-            "AUTH_GRPC_PORT",
             self._pinning.others_list,
             {
                 "AUTH_DATA_DIR": str(data),
@@ -73,15 +71,19 @@ class Services:
         )
 
     def noop(self) -> ServiceProcess:
-        return self._service("bench.noop_server", "USERS_GRPC_PORT", self._pinning.server, {})
+        # It stands in for users_svc, so it reads users_svc's port variable.
+        port_variable = PORT_VARIABLES["users_svc"]
+        return self._service("bench.noop_server", self._pinning.server, {}, port_variable)
 
     def _service(
-        self, module: str, port_var: str, cpus: str, env: dict[str, str]
+        self, module: str, cpus: str, env: dict[str, str], port_variable: str = ""
     ) -> ServiceProcess:
         self._started += 1
         log = self._workdir / f"{self._started:02d}-{module}.log"
         env = {"KAFKA_BOOTSTRAP_SERVERS": self._cluster.bootstrap_servers, **env}
-        return ServiceProcess(module, env, log=log, port_variable=port_var, cpus=cpus, cwd=REPO)
+        return ServiceProcess(
+            module, env, log=log, port_variable=port_variable, cpus=cpus, cwd=REPO
+        )
 
     @contextmanager
     def running(self, *services: ServiceProcess) -> Iterator[None]:

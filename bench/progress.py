@@ -11,9 +11,10 @@ import grpc
 from confluent_kafka import Consumer, TopicPartition
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.kafka.topics import EVENTS_TOPIC
+from herald.kafka.topics import EVENTS_TOPIC, TOPICS
 
-PARTITIONS = 6  # as the events topic has
+# The bench's own topics are partitioned as the events topic is.
+PARTITIONS = next(spec.partitions for spec in TOPICS if spec.name == EVENTS_TOPIC)
 
 
 def applied(target: str) -> int:

@@ -29,8 +29,6 @@ def run_stack(cluster: LocalKafka, *, users_port: int, auth_port: int, grpcurl: 
             "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
             "USERS_DATA_DIR": str(cluster.run_dir.parent / "users-svc"),
             "AUTH_DATA_DIR": str(cluster.run_dir.parent / "auth-svc"),
-            "USERS_GRPC_PORT": str(users_port),
-            "AUTH_GRPC_PORT": str(auth_port),
         }
         for module, label, port in (
             ("users_svc", "users", users_port),

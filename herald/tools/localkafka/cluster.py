@@ -84,10 +84,13 @@ class LocalKafka:
         return ",".join(node.address for node in self.nodes)
 
     def node(self, node_id: int) -> Node:
-        for node in self.nodes:
-            if node.node_id == node_id:
-                return node
-        raise KeyError(f"no node {node_id} in this cluster")
+        return self._jvm(node_id).node
+
+    def _jvm(self, node_id: int) -> NodeProcess:
+        jvm = self._jvms.get(node_id)
+        if jvm is None:
+            raise KeyError(f"no node {node_id} in this cluster")
+        return jvm
 
     # --- the whole cluster ---
 
@@ -178,13 +181,13 @@ class LocalKafka:
         (`broker.session.timeout.ms`, 9 s) before they let the node register again.
         """
         if not self.is_running(node_id):
-            self._jvms[self.node(node_id).node_id].spawn()
+            self._jvm(node_id).spawn()
         if timeout_s is not None:
             self.wait_until_ready(deadline=time.monotonic() + timeout_s, node_ids=[node_id])
 
     def stop_node(self, node_id: int, grace_s: float = 30.0) -> None:
         """SIGTERM one node and wait for it; SIGKILL it if it outlives the grace."""
-        jvm = self._jvms[self.node(node_id).node_id]
+        jvm = self._jvm(node_id)
         pid = jvm.signal(signal.SIGTERM)
         if pid is None:
             return
@@ -194,16 +197,16 @@ class LocalKafka:
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL one node, as a crash would."""
-        jvm = self._jvms[self.node(node_id).node_id]
+        jvm = self._jvm(node_id)
         pid = jvm.signal(signal.SIGKILL)
         if pid is not None:
             jvm.wait_exit(pid, 10.0)
 
     def is_running(self, node_id: int) -> bool:
-        return self._jvms[self.node(node_id).node_id].running_pid() is not None
+        return self._jvm(node_id).running_pid() is not None
 
     def log_tail(self, node_id: int, lines: int = 40) -> str:
-        return self._jvms[self.node(node_id).node_id].log_tail(lines)
+        return self._jvm(node_id).log_tail(lines)
 
     # --- internals ---
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
@@ -62,6 +62,15 @@ class AccountStore(Protocol):
         ...
 
     def get(self, user_id: str) -> Account | None: ...
+
+    def applied_events(self, user_id: str) -> int:
+        """How many events have been applied to this account (0 when there is none): one per
+        version when each was applied exactly once."""
+        ...
+
+    def processed(self, event_ids: Iterable[str]) -> set[str]:
+        """Those of `event_ids` in the inbox: applied, or found stale, before."""
+        ...
 
     def prune_inbox(self, processed_before: datetime) -> int:
         """Forget processed event ids older than this; return how many."""

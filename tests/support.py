@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -103,6 +103,12 @@ class FlakyStore:
 
     def get(self, user_id: str) -> Account | None:
         return self.store.get(user_id)
+
+    def applied_events(self, user_id: str) -> int:
+        return self.store.applied_events(user_id)
+
+    def processed(self, event_ids: Iterable[str]) -> set[str]:
+        return self.store.processed(event_ids)
 
     def prune_inbox(self, processed_before: datetime) -> int:
         return self.store.prune_inbox(processed_before)

@@ -88,7 +88,7 @@ def user_service(users: UserApplication) -> ServiceBinding[UserServicer]:
 
 
 def to_proto(user: User) -> users_pb2.User:
-    message = users_pb2.User(id=user.id, name=user.name, email=user.email)
+    message = users_pb2.User(id=user.id, name=user.name, email=user.email, version=user.version)
     message.create_time.FromDatetime(user.create_time)
     message.update_time.FromDatetime(user.update_time)
     return message

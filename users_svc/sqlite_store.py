@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from herald.kafka.records import Record
 from herald.storage import sqlite
@@ -63,6 +63,13 @@ class SqliteUserStore:
     def get_user(self, user_id: str) -> User | None:
         with self._db.read() as connection:
             return _get_user(connection, user_id)
+
+    def list_users(self, after_id: str, limit: int) -> list[User]:
+        with self._db.read() as connection:
+            rows = connection.execute(
+                f"{_SELECT_USER} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            ).fetchall()
+        return [_user(row) for row in rows]
 
     def ping(self) -> None:
         self._db.ping()
@@ -185,13 +192,15 @@ class _SqliteUnitOfWork:
         )
 
 
+_SELECT_USER = "SELECT id, name, email, create_time_us, update_time_us, version FROM users"
+
+
 def _get_user(connection: sqlite3.Connection, user_id: str) -> User | None:
-    row = connection.execute(
-        "SELECT id, name, email, create_time_us, update_time_us, version FROM users WHERE id = ?",
-        (user_id,),
-    ).fetchone()
-    if row is None:
-        return None
+    row = connection.execute(f"{_SELECT_USER} WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else _user(row)
+
+
+def _user(row: tuple[Any, ...]) -> User:
     id_, name, email, created, updated, version = row
     return User(id_, name, email, from_micros(created), from_micros(updated), version)
 

@@ -65,6 +65,11 @@ class UserStore(Protocol):
 
     def get_user(self, user_id: str) -> User | None: ...
 
+    def list_users(self, after_id: str, limit: int) -> list[User]:
+        """Up to `limit` users whose id sorts after `after_id`, in id order: a page, and the
+        last id is where the next one starts."""
+        ...
+
     def ping(self) -> None:
         """Raise StoreUnavailableError unless a write could start now."""
         ...

@@ -216,6 +216,40 @@ def test_batches_give_what_applying_one_event_after_another_gives(
             assert batched.apply_batch(batch) == [one_by_one.apply(*d) for d in batch]
         for user_id in ("u1", "u2"):
             assert batched.get(user_id) == one_by_one.get(user_id)
+            assert batched.applied_events(user_id) == one_by_one.applied_events(user_id)
         assert inbox(batched) == inbox(one_by_one)
         batched.close()
         one_by_one.close()
+
+
+def test_counts_each_event_applied_and_nothing_else(store: SqliteAccountStore) -> None:
+    assert store.applied_events("u1") == 0
+    # Two versions in one batch count twice, though the account is written once.
+    store.apply_batch([event(1), event(2)])
+    assert store.applied_events("u1") == 2
+    store.apply(account(2), "updated", HERE)  # a duplicate
+    store.apply(Account("u1", "Ada", "a@b.io", T0, 1, "other-id", T0), "updated", HERE)  # stale
+    assert store.applied_events("u1") == 2
+    store.apply(account(3), "updated", HERE)
+    assert (store.get("u1"), store.applied_events("u1")) == (account(3), 3)
+
+
+def test_an_event_skipped_leaves_the_count_below_the_version(store: SqliteAccountStore) -> None:
+    # v3 before v2: v2 is then stale, and the account ends at version 3 after two applications.
+    store.apply_batch([event(1), event(3), event(2)])
+    assert (store.get("u1").version, store.applied_events("u1")) == (3, 2)  # type: ignore[union-attr]
+
+
+def test_reads_which_event_ids_are_in_the_inbox(store: SqliteAccountStore) -> None:
+    store.apply_batch([event(1), event(2)])
+    assert store.processed(["u1-e1", "u1-e2", "u1-e3"]) == {"u1-e1", "u1-e2"}
+    assert store.processed([]) == set()
+
+
+def test_accounts_from_before_the_count_are_counted_once_per_version(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = sqlite.Database(path, store_module.MIGRATIONS[:1])
+    with old.write() as connection:
+        connection.execute("INSERT INTO accounts VALUES ('u1', 'Ada', 'a@b.io', 0, 4, 'u1-e4', 0)")
+    old.close()
+    assert SqliteAccountStore(path).applied_events("u1") == 4

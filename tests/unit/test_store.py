@@ -203,3 +203,11 @@ class TestConcurrentUnits:
         raced = sorted(outcomes[f"u{n}"] for n in range(8, 16))
         assert raced == ["stored"] + ["taken"] * 7
         assert store.pending_count() == 9
+
+
+def test_lists_users_a_page_at_a_time_in_id_order(store: SqliteUserStore) -> None:
+    add(store, *(user(f"u{n}", f"u{n}@example.com") for n in (3, 1, 2)))
+    first = store.list_users("", limit=2)
+    assert [u.id for u in first] == ["u1", "u2"]
+    assert store.list_users(first[-1].id, limit=2) == [user("u3", "u3@example.com")]
+    assert store.list_users("u3", limit=2) == []

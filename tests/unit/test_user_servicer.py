@@ -92,6 +92,7 @@ class TestCreateUser:
     ) -> None:
         user = create(stub, " Ada Lovelace ", "ada@example.com")
         assert (user.id, user.name, user.email) == ("user-1", "Ada Lovelace", "ada@example.com")
+        assert user.version == 1
         assert user.create_time.ToDatetime(tzinfo=UTC) == NOW
         assert user.update_time == user.create_time
         assert store.get_user(user.id) is not None
@@ -204,7 +205,7 @@ class TestUpdateUser:
         changed = update(
             stub, users_pb2.User(id=user.id, name="Ada L.", email="ignored@x.io"), "name"
         )
-        assert (changed.name, changed.email) == ("Ada L.", "ada@example.com")
+        assert (changed.name, changed.email, changed.version) == ("Ada L.", "ada@example.com", 2)
         assert stub.GetUser(users_pb2.GetUserRequest(id=user.id), timeout=5).user == changed
         _, row = store.pending(10)
         assert header_values(row.record.headers)["ce_type"] == "herald.users.v1.UserUpdated"

@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bherald/users/v1/users.proto\x12\x0fherald.users.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x12\x43reateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x0fGetUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"i\n\x11UpdateUserRequest\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"9\n\x12UpdateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User2\x89\x02\n\x0bUserService\x12U\n\nCreateUser\x12\".herald.users.v1.CreateUserRequest\x1a#.herald.users.v1.CreateUserResponse\x12L\n\x07GetUser\x12\x1f.herald.users.v1.GetUserRequest\x1a .herald.users.v1.GetUserResponse\x12U\n\nUpdateUser\x12\".herald.users.v1.UpdateUserRequest\x1a#.herald.users.v1.UpdateUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bherald/users/v1/users.proto\x12\x0fherald.users.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"D\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x12\x43reateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x0fGetUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"i\n\x11UpdateUserRequest\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"9\n\x12UpdateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User2\x89\x02\n\x0bUserService\x12U\n\nCreateUser\x12\".herald.users.v1.CreateUserRequest\x1a#.herald.users.v1.CreateUserResponse\x12L\n\x07GetUser\x12\x1f.herald.users.v1.GetUserRequest\x1a .herald.users.v1.GetUserResponse\x12U\n\nUpdateUser\x12\".herald.users.v1.UpdateUserRequest\x1a#.herald.users.v1.UpdateUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'herald.users.v1.users_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_USER']._serialized_start=116
-  _globals['_USER']._serialized_end=261
-  _globals['_CREATEUSERREQUEST']._serialized_start=263
-  _globals['_CREATEUSERREQUEST']._serialized_end=331
-  _globals['_CREATEUSERRESPONSE']._serialized_start=333
-  _globals['_CREATEUSERRESPONSE']._serialized_end=390
-  _globals['_GETUSERREQUEST']._serialized_start=392
-  _globals['_GETUSERREQUEST']._serialized_end=420
-  _globals['_GETUSERRESPONSE']._serialized_start=422
-  _globals['_GETUSERRESPONSE']._serialized_end=476
-  _globals['_UPDATEUSERREQUEST']._serialized_start=478
-  _globals['_UPDATEUSERREQUEST']._serialized_end=583
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=585
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=642
-  _globals['_USERSERVICE']._serialized_start=645
-  _globals['_USERSERVICE']._serialized_end=910
+  _globals['_USER']._serialized_end=278
+  _globals['_CREATEUSERREQUEST']._serialized_start=280
+  _globals['_CREATEUSERREQUEST']._serialized_end=348
+  _globals['_CREATEUSERRESPONSE']._serialized_start=350
+  _globals['_CREATEUSERRESPONSE']._serialized_end=407
+  _globals['_GETUSERREQUEST']._serialized_start=409
+  _globals['_GETUSERREQUEST']._serialized_end=437
+  _globals['_GETUSERRESPONSE']._serialized_start=439
+  _globals['_GETUSERRESPONSE']._serialized_end=493
+  _globals['_UPDATEUSERREQUEST']._serialized_start=495
+  _globals['_UPDATEUSERREQUEST']._serialized_end=600
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=602
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=659
+  _globals['_USERSERVICE']._serialized_start=662
+  _globals['_USERSERVICE']._serialized_end=927
 # @@protoc_insertion_point(module_scope)

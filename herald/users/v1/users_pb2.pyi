@@ -29,6 +29,7 @@ class User(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned identifier, a UUID in canonical text form. Also the Kafka
     record key of the user's events, so a user's events keep their order.
@@ -41,6 +42,11 @@ class User(_message.Message):
     """Email address `local@domain`: at most 254 characters (local part at most 64),
     a dotted domain; stored as given after trimming and NFC normalisation. Unique
     among users, compared case-insensitively as a whole address.
+    """
+    version: _builtins.int
+    """Output only. How many times the user has been written: 1 when created, one
+    more with each change that records an event. The user's events carry the same
+    number, so a client can tell which event reflects the answer it was given.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -58,10 +64,11 @@ class User(_message.Message):
         email: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id", "name", b"name", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

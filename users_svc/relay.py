@@ -2,6 +2,12 @@
 
 A row is marked published only after the broker acknowledged it. A crash between the two
 publishes it again on restart; every copy has the same event id, so consumers drop it.
+
+A user's events reach the topic in version order. The idempotent producer keeps a
+partition's order through its own retries, but not past a record that expires in its queue:
+the records behind it are still sent, and a retry of the expired one would land after them.
+So a batch goes out in rounds, each holding at most one row per key, and a round is sent only
+once every record of the one before it was acknowledged.
 """
 
 from __future__ import annotations
@@ -9,14 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from herald.backoff import Backoff
 from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError
 from herald.timestamps import utc_now
-from users_svc.store import Outbox
+from users_svc.store import Outbox, OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +96,14 @@ class OutboxRelay:
         rows = self._outbox.pending(limit or self._batch_size)
         if not rows:
             return True, 0
-        acknowledged = self._sender.send([row.record for row in rows])
-        published = [row.seq for row, ok in zip(rows, acknowledged, strict=True) if ok]
+        published: list[int] = []
+        for round_ in _rounds(rows):
+            acknowledged = self._sender.send([row.record for row in round_])
+            published += [row.seq for row, ok in zip(round_, acknowledged, strict=True) if ok]
+            if not all(acknowledged):
+                # A key whose record failed must not have a later one sent; and with Kafka
+                # failing, the next round would only wait out the send timeout again.
+                break
         if published:
             self._outbox.mark_published(published, self._clock())
         return len(published) == len(rows), len(published)
@@ -117,3 +130,18 @@ class OutboxRelay:
             return
         if pruned:
             logger.info("pruned %d published outbox rows", pruned)
+
+
+def _rounds(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
+    """The rows, in commit order, dealt into rounds: a key's first row goes in the first
+    round, its second in the second, and so on. Most batches have one row per user, so one
+    round; only a user changed several times in quick succession adds more."""
+    rounds: list[list[OutboxRow]] = []
+    seen: defaultdict[bytes, int] = defaultdict(int)
+    for row in rows:
+        key = row.record.key
+        if seen[key] == len(rounds):
+            rounds.append([])
+        rounds[seen[key]].append(row)
+        seen[key] += 1
+    return rounds

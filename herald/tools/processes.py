@@ -114,11 +114,13 @@ class ServiceProcess:
                 self.kill()
         return self.process.returncode
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash or the OOM killer would: its exit code (-9 once it is gone),
+        None if it was never started."""
+        if self.process is None:
+            return None
+        self.process.kill()
+        return self.process.wait(10)
 
     def kill_if_running(self) -> None:
         if self.running():

@@ -33,10 +33,13 @@ COLUMNS = (
     "applied",
     "lost",
     "applied_twice",
+    "skipped",
     "state_mismatch",
+    "order_violations",
     "dead_lettered",
     "recovery_s",
     "wall_s",
+    "fault",
 )
 
 
@@ -61,6 +64,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rows = [result.as_dict() for result in ordered]
     (folder / "latest.json").write_text(json.dumps({"scenarios": rows}, indent=2) + "\n")
     table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    table += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
+    table += ["| " + " | ".join(_cell(row[c]) for c in COLUMNS) + " |" for row in rows]
     (folder / "latest.md").write_text("\n".join(table) + "\n")
     print("\n" + "\n".join(table))
+
+
+def _cell(value: object) -> str:
+    # The fault's evidence as compact JSON, so the table stays one line per scenario.
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)

@@ -1,32 +1,30 @@
-"""The reliability suite's tools: a stack per scenario, a load of real calls, and the check of
-the whole history (every acknowledged call, every event on the topic, every account)."""
+"""The reliability suite's tools: a stack per scenario, a load of real calls whose answers go in
+a ledger, and the check of the whole history by tests.reliability.oracle."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import grpc
-from google.protobuf import field_mask_pb2
-
+from auth_svc.sqlite_store import SqliteAccountStore
 from herald.kafka.topics import TOPICS
 from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
-from herald.users.v1 import users_pb2, users_pb2_grpc
-from tests.support import end_offsets, unique
-
-POLL_S = 0.05  # how often waits look at their condition
+from tests.reliability.load import POLL_S, Ledger, Load
+from tests.reliability.observe import Stores, full_history, stored_history
+from tests.reliability.oracle import Ack, judge
+from tests.support import unique
+from users_svc.sqlite_store import SqliteUserStore
 
 
 @dataclass
 class Result:
-    """One row of the report. lost, applied_twice and state_mismatch must be 0."""
+    """One row of the report. lost, applied_twice, skipped, state_mismatch and
+    order_violations must be 0; `fault` holds the evidence that the scenario's fault happened."""
 
     name: str
     acknowledged: int = 0
@@ -34,10 +32,13 @@ class Result:
     applied: int = 0
     lost: int = 0
     applied_twice: int = 0
+    skipped: int = 0
     state_mismatch: int = 0
+    order_violations: int = 0
     dead_lettered: int = 0
     recovery_s: float = 0.0
     wall_s: float = 0.0
+    fault: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -81,173 +82,111 @@ class Stack:
         """One more auth_svc in the same group, sharing the database."""
         return ServiceProcess("auth_svc", self.env, self.folder / f"{name}.log")
 
+    @contextmanager
+    def stores(self) -> Iterator[Stores]:
+        """The services' own store classes on their files: the oracle reads through them."""
+        users = SqliteUserStore(self.folder / "users" / "users.sqlite3")
+        accounts = SqliteAccountStore(self.folder / "auth" / "auth.sqlite3")
+        try:
+            yield Stores(users, users, accounts)
+        finally:
+            users.close()
+            accounts.close()
+
     def stop(self) -> None:
         for service in (self.users, self.auth):
-            if (
-                service is not None
-                and service.process is not None
-                and service.process.poll() is None
-            ):
+            if service is not None and service.running():
                 service.stop()
 
 
-class Load:
-    """Client threads that each create users and rename them, remembering what was acknowledged.
+class OutboxWatch:
+    """Samples users_svc's outbox while a fault lasts: its peak is evidence the fault held
+    events back (read through the store, as the oracle reads)."""
 
-    A CreateUser that fails is retried with the same request_id (so it is safe) until it
-    succeeds or the load stops; an UpdateUser that fails may or may not have happened, so the
-    check compares auth with users_svc's own state rather than with the client's guesses.
-    """
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self.peak = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def __init__(
-        self,
-        target: str,
-        workers: int,
-        users_per_worker: int,
-        updates_per_user: int,
-        pause_s: float = 0.0,
-    ) -> None:
-        self._target = target
-        # A pause after each call makes a steady stream that outlasts slow faults (a broker
-        # restart takes ~10 s); `stop()` ends it.
-        self._pause_s = pause_s
-        self._workers = workers
-        self._users = users_per_worker
-        self._updates = updates_per_user
-        self._lock = threading.Lock()
-        self.acknowledged = 0
-        self.user_ids: list[str] = []
-        self.stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._work) for _ in range(workers)]
-
-    def start(self) -> Load:
-        for thread in self._threads:
-            thread.start()
+    def __enter__(self) -> OutboxWatch:
+        self._thread.start()
         return self
 
-    def progress(self, calls: int, timeout_s: float = 60.0) -> None:
-        """Wait until `calls` more calls have been acknowledged: pace faults by progress, not
-        by the clock, so a slow machine still has the fault land mid-stream."""
-        target = self.acknowledged + calls
-        deadline = time.monotonic() + timeout_s
-        while self.acknowledged < target:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"load stalled at {self.acknowledged} of {target} calls")
-            time.sleep(POLL_S)
+    def __exit__(self, *_: object) -> None:
+        self._stopping.set()
+        self._thread.join(10)
 
-    def stop(self) -> None:
-        """End an open-ended stream now; each client finishes the call in hand."""
-        self.join(timeout_s=0)
-
-    def join(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self.stopping.set()
-        for thread in self._threads:
-            thread.join(30)
-
-    def _work(self) -> None:
-        with grpc.insecure_channel(self._target) as channel:
-            stub = users_pb2_grpc.UserServiceStub(channel)
-            for _ in range(self._users):
-                user_id = self._create(stub)
-                if user_id is None:
-                    return
-                for n in range(self._updates):
-                    if self.stopping.is_set():
-                        return
-                    self._call(
-                        lambda n=n, user_id=user_id: stub.UpdateUser(
-                            users_pb2.UpdateUserRequest(
-                                user=users_pb2.User(id=user_id, name=f"Name {n}"),
-                                update_mask=field_mask_pb2.FieldMask(paths=["name"]),
-                            ),
-                            timeout=5,
-                        )
-                    )
-
-    def _create(self, stub: users_pb2_grpc.UserServiceStub) -> str | None:
-        request = users_pb2.CreateUserRequest(
-            name="Reliable", email=f"{uuid.uuid4().hex}@example.com", request_id=str(uuid.uuid4())
-        )
-        while not self.stopping.is_set():
-            response = self._call(lambda: stub.CreateUser(request, timeout=5))
-            if response is not None:
-                user_id = str(response.user.id)
-                with self._lock:
-                    self.user_ids.append(user_id)
-                return user_id
-            self.stopping.wait(0.2)
-        return None
-
-    def _call(self, call: object) -> users_pb2.CreateUserResponse | None:
-        if self._pause_s:
-            self.stopping.wait(self._pause_s)
-        try:
-            response = call()  # type: ignore[operator]
-        except grpc.RpcError:
-            return None
-        with self._lock:
-            self.acknowledged += 1
-        return response  # type: ignore[no-any-return]
+    def _watch(self) -> None:
+        with self._stack.stores() as stores:
+            while not self._stopping.wait(POLL_S):
+                self.peak = max(self.peak, stores.outbox.pending_count())
 
 
-def check(stack: Stack, result: Result, timeout_s: float = 120.0) -> Result:
-    """Wait until auth has caught up with users_svc (or the time is up), then count."""
-    users_db = stack.folder / "users" / "users.sqlite3"
-    auth_db = stack.folder / "auth" / "auth.sqlite3"
+def settle(stack: Stack, name: str, acks: Sequence[Ack], timeout_s: float) -> float:
+    """Wait until the stores agree (auth has every wanted version, applied once, in the same
+    state as users_svc) or the time is up; return the seconds it took."""
     began = time.monotonic()
-    while True:
-        mismatched = _mismatches(users_db, auth_db)
-        if not mismatched or time.monotonic() - began > timeout_s:
+    while time.monotonic() - began < timeout_s:
+        verdict = judge(stored_history(stack, name, acks))
+        if not (verdict.lost or verdict.state_mismatch or verdict.applied_twice or verdict.skipped):
             break
         time.sleep(POLL_S)
-    result.recovery_s = round(result.recovery_s or time.monotonic() - began, 2)
-    with sqlite3.connect(users_db) as users:
-        expected = dict(users.execute("SELECT id, version FROM users").fetchall())
-    with sqlite3.connect(auth_db) as auth:
-        accounts = dict(auth.execute("SELECT user_id, version FROM accounts").fetchall())
-        result.applied = auth.execute(
-            "SELECT count(*) FROM processed_events WHERE outcome = 'applied'"
-        ).fetchone()[0]
-        # The inbox's key makes a second application impossible; this checks it still does.
-        result.applied_twice = auth.execute(
-            "SELECT count(*) - count(DISTINCT event_id) FROM processed_events"
-            " WHERE outcome = 'applied'"
-        ).fetchone()[0]
-    result.lost = sum(1 for user_id in expected if user_id not in accounts)
-    result.state_mismatch = len(mismatched)
-    result.published = sum(end_offsets(stack.bootstrap, stack.topic).values())
-    result.dead_lettered = sum(end_offsets(stack.bootstrap, stack.dlq).values())
-    return result
+    return time.monotonic() - began
 
 
-def _mismatches(users_db: Path, auth_db: Path) -> list[str]:
-    """Users whose name, email or version in auth differ from users_svc's."""
-    with sqlite3.connect(users_db) as users:
-        truth = {
-            row[0]: row[1:] for row in users.execute("SELECT id, name, email, version FROM users")
-        }
-    if not auth_db.exists():
-        return list(truth)
-    with sqlite3.connect(auth_db) as auth:
-        seen = {
-            row[0]: row[1:]
-            for row in auth.execute("SELECT user_id, name, email, version FROM accounts")
-        }
-    return [user_id for user_id, state in truth.items() if seen.get(user_id) != state]
+def check(stack: Stack, run: Run, name: str, timeout_s: float = 120.0) -> Result:
+    """Let auth catch up, then judge the whole history: ledger, stores, topic and DLQ."""
+    acks = list(run.ledger.acks)
+    waited = settle(stack, name, acks, timeout_s)
+    history = full_history(
+        stack,
+        name,
+        acks,
+        injected=run.injected,
+        expected_dead_letters=run.expected_dead_letters,
+        fault=run.fault,
+    )
+    verdict = judge(history)
+    run.problems = verdict.problems()
+    return Result(
+        name,
+        acknowledged=len(acks),
+        published=len(history.topic),
+        applied=sum(account.applied_events for account in history.accounts.values()),
+        lost=verdict.lost,
+        applied_twice=verdict.applied_twice,
+        skipped=verdict.skipped,
+        state_mismatch=verdict.state_mismatch,
+        order_violations=verdict.order_violations,
+        dead_lettered=verdict.dead_lettered,
+        recovery_s=round(waited, 2),
+        fault=dict(run.fault),
+    )
 
 
 @dataclass
 class Run:
-    """What a scenario's body hands back: its load, and when its fault ended."""
+    """What a scenario's body leaves for the check: its ledger, what it injected, its fault's
+    evidence, and when the fault ended."""
 
     stack: Stack
+    ledger: Ledger = field(default_factory=Ledger)
     load: Load | None = None
-    acknowledged: int | None = None  # when the calls were counted without a Load
+    injected: set[bytes] = field(default_factory=set)
+    expected_dead_letters: int = 0
+    fault: dict[str, object] = field(default_factory=dict)
     fault_ended: float | None = None
     result: Result | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def loaded(self, workers: int, users_per_worker: int, updates_per_user: int) -> Load:
+        """A fixed load: each client creates its users and renames each of them."""
+        assert self.stack.users is not None
+        self.load = Load(
+            self.stack.users.target, workers, users_per_worker, updates_per_user, ledger=self.ledger
+        )
+        return self.load
 
     def stream(self, pause_s: float = 0.01) -> Load:
         """A steady stream of creates and renames, about 4 x 100 calls/s, until stopped."""
@@ -258,8 +197,12 @@ class Run:
             users_per_worker=10**6,
             updates_per_user=4,
             pause_s=pause_s,
+            ledger=self.ledger,
         ).start()
         return self.load
+
+    def watch_outbox(self) -> OutboxWatch:
+        return OutboxWatch(self.stack)
 
     def end_of_fault(self) -> None:
         self.fault_ended = time.monotonic()
@@ -269,18 +212,16 @@ class Run:
 def scenario(
     name: str, bootstrap: str, folder: Path, report: Callable[[Result], None]
 ) -> Iterator[Run]:
-    """Start a stack, run the body, check the whole history, report, and require that nothing
-    was lost, applied twice or left different."""
+    """Start a stack, run the body, judge the whole history, report, and require that every
+    promise was kept (tests.reliability.oracle) and the fault shown to have happened."""
     began = time.monotonic()
     run = Run(Stack(bootstrap, folder))
     run.stack.start()
     try:
         yield run
-        acknowledged = run.acknowledged if run.acknowledged is not None else 0
         if run.load is not None:
             run.load.stop()
-            acknowledged = run.load.acknowledged
-        result = check(run.stack, Result(name, acknowledged=acknowledged))
+        result = check(run.stack, run, name)
         if run.fault_ended is not None:
             result.recovery_s = round(time.monotonic() - run.fault_ended, 2)
     finally:
@@ -288,4 +229,4 @@ def scenario(
     result.wall_s = round(time.monotonic() - began, 1)
     run.result = result
     report(result)
-    assert (result.lost, result.applied_twice, result.state_mismatch) == (0, 0, 0), result
+    assert not run.problems, (run.problems, result)

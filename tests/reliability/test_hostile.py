@@ -16,6 +16,7 @@ from herald.rpc.client import SERVING, health_status
 from herald.tools.localkafka import LocalKafka
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.reliability.harness import Result, scenario
+from tests.reliability.load import Ledger
 
 Report = Callable[[Result], None]
 CLEAR = {
@@ -34,11 +35,15 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def code_of(call: Callable[[], object]) -> grpc.StatusCode:
+def code_of(call: Callable[[], object], ledger: Ledger | None = None) -> grpc.StatusCode:
+    """The call's status; an answer that names a user goes in the ledger the oracle checks."""
     try:
-        call()
+        answer = call()
     except grpc.RpcError as error:
         return error.code()
+    user = getattr(answer, "user", None)
+    if ledger is not None and isinstance(user, users_pb2.User):
+        ledger.record(user)
     return grpc.StatusCode.OK
 
 
@@ -46,6 +51,10 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
     codes: list[grpc.StatusCode] = []
     with scenario("hostile_grpc", single_node.bootstrap_servers, tmp_path, report) as run:
         stack = run.stack
+
+        def answered(call: Callable[[], object]) -> grpc.StatusCode:
+            return code_of(call, run.ledger)
+
         assert stack.users is not None
         assert stack.auth is not None
         assert stack.users.process is not None
@@ -60,7 +69,7 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
             # Hand-picked: over the size limit, absurd lengths, invalid UTF-8 on the wire.
             huge = "x" * (2 * 1024 * 1024)
             assert (
-                code_of(
+                answered(
                     lambda: users.CreateUser(
                         users_pb2.CreateUserRequest(name=huge, email="a@b.io"), timeout=10
                     )
@@ -68,7 +77,7 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
                 == grpc.StatusCode.RESOURCE_EXHAUSTED
             )
             assert (
-                code_of(
+                answered(
                     lambda: users.CreateUser(
                         users_pb2.CreateUserRequest(name="n" * 100_000, email="a@b.io"), timeout=10
                     )
@@ -76,7 +85,7 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
                 == grpc.StatusCode.INVALID_ARGUMENT
             )
             assert (
-                code_of(
+                answered(
                     lambda: auth.GetAccount(auth_pb2.GetAccountRequest(user_id=huge), timeout=10)
                 )
                 == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -86,7 +95,7 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
                 request_serializer=lambda body: body,
                 response_deserializer=lambda body: body,
             )
-            assert code_of(lambda: raw(b"\x0a\x03\xff\xfe\xfd\x12\x06a@b.io", timeout=10)) in {
+            assert answered(lambda: raw(b"\x0a\x03\xff\xfe\xfd\x12\x06a@b.io", timeout=10)) in {
                 grpc.StatusCode.INTERNAL,
                 grpc.StatusCode.INVALID_ARGUMENT,
             }
@@ -96,7 +105,7 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
             @given(st.text(), st.text(), st.text(max_size=40), st.lists(st.text(max_size=10)))
             def arbitrary(name: str, email: str, other: str, paths: list[str]) -> None:
                 codes.append(
-                    code_of(
+                    answered(
                         lambda: users.CreateUser(
                             users_pb2.CreateUserRequest(name=name, email=email, request_id=other),
                             timeout=10,
@@ -104,10 +113,10 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
                     )
                 )
                 codes.append(
-                    code_of(lambda: users.GetUser(users_pb2.GetUserRequest(id=other), timeout=10))
+                    answered(lambda: users.GetUser(users_pb2.GetUserRequest(id=other), timeout=10))
                 )
                 codes.append(
-                    code_of(
+                    answered(
                         lambda: users.UpdateUser(
                             users_pb2.UpdateUserRequest(
                                 user=users_pb2.User(id=other, name=name, email=email)
@@ -117,7 +126,7 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
                     )
                 )
                 codes.append(
-                    code_of(
+                    answered(
                         lambda: auth.GetAccount(
                             auth_pb2.GetAccountRequest(user_id=other), timeout=10
                         )
@@ -137,7 +146,7 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
                 for _ in range(600)
             ]
             for future in futures:
-                codes.append(code_of(future.result))
+                codes.append(answered(future.result))
 
         assert set(codes) <= CLEAR, set(codes) - CLEAR
         # Nobody crashed, both still serve, and memory stayed bounded.
@@ -148,4 +157,4 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
         assert users_rss_after < users_rss_before + 150, (users_rss_before, users_rss_after)
         # No partial user: every stored user has its event applied in auth (the scenario's
         # closing check).
-        run.acknowledged = codes.count(grpc.StatusCode.OK)
+        run.fault["refused"] = len(codes) - codes.count(grpc.StatusCode.OK)

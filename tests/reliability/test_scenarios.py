@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from confluent_kafka import Producer
 
+from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.config import producer_config
 from herald.kafka.records import Headers
 from herald.tools.localkafka import LocalKafka
-from tests.reliability.harness import Load, Result, check, scenario
-from tests.support import eventually
+from tests.reliability.harness import Result, scenario
+from tests.support import end_offsets, eventually
 
 Report = Callable[[Result], None]
 
@@ -27,10 +29,8 @@ def broker_running(single_node: LocalKafka) -> Iterator[None]:
 
 def test_baseline(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
     with scenario("baseline", single_node.bootstrap_servers, tmp_path, report) as run:
-        assert run.stack.users is not None
         # 8 clients x 25 users x (1 create + 24 renames) = 5,000 calls.
-        run.load = Load(run.stack.users.target, workers=8, users_per_worker=25, updates_per_user=24)
-        run.load.start().join(timeout_s=180)
+        run.loaded(workers=8, users_per_worker=25, updates_per_user=24).start().join(180)
     assert run.result is not None
     assert run.result.acknowledged == 5000
 
@@ -39,8 +39,11 @@ def test_kafka_down(single_node: LocalKafka, tmp_path: Path, report: Report) -> 
     with scenario("kafka_down", single_node.bootstrap_servers, tmp_path, report) as run:
         load = run.stream()
         load.progress(100)  # the stream is flowing
-        single_node.stop_node(1)
-        load.progress(200)  # calls keep succeeding while Kafka is down
+        with run.watch_outbox() as outbox:
+            single_node.stop_node(1)
+            run.fault["broker_running"] = single_node.is_running(1)
+            load.progress(200)  # calls keep succeeding while Kafka is down
+        run.fault["outbox_peak"] = outbox.peak
         single_node.start_node(1)
         run.end_of_fault()
         load.progress(100)
@@ -50,8 +53,11 @@ def test_broker_kill(single_node: LocalKafka, tmp_path: Path, report: Report) ->
     with scenario("broker_kill", single_node.bootstrap_servers, tmp_path, report) as run:
         load = run.stream()
         load.progress(100)
-        single_node.kill_node(1)  # SIGKILL: no controlled shutdown
-        load.progress(100)
+        with run.watch_outbox() as outbox:
+            single_node.kill_node(1)  # SIGKILL: no controlled shutdown
+            run.fault["broker_running"] = single_node.is_running(1)
+            load.progress(100)
+        run.fault["outbox_peak"] = outbox.peak
         single_node.start_node(1)
         run.end_of_fault()
         load.progress(100)
@@ -66,17 +72,29 @@ def test_service_kill(single_node: LocalKafka, tmp_path: Path, report: Report) -
         assert auth is not None
         load = run.stream()
         load.progress(100)
-        users.kill()
+        run.fault["users_svc_exit"] = users.kill()
         users.start()  # same port and data: the relay resumes; clients retry creates
         load.progress(100)
-        auth.kill()
+        run.fault["auth_svc_exit"] = auth.kill()
         auth.start(timeout_s=60)
         second = run.stack.another_auth("auth_svc_2")
         second.start(timeout_s=60)  # SERVING once the group has taken it in
+        run.fault["second_member_partitions"] = eventually(
+            lambda: assigned_partitions(second.target) or None, timeout_s=60
+        )
         load.progress(100)
-        assert second.stop() == 0
+        run.fault["second_member_exit"] = second.stop()
         run.end_of_fault()
         load.progress(100)
+
+
+def assigned_partitions(target: str) -> int:
+    """How many partitions the auth_svc at `target` says it holds (GetConsumerStatus)."""
+    with grpc.insecure_channel(target) as channel:
+        status = auth_pb2_grpc.AuthServiceStub(channel).GetConsumerStatus(
+            auth_pb2.GetConsumerStatusRequest(), timeout=5
+        )
+    return len(status.partitions)
 
 
 POISON: list[tuple[bytes, bytes, Headers]] = [
@@ -97,12 +115,16 @@ def test_poison_records(single_node: LocalKafka, tmp_path: Path, report: Report)
             kafka.produce(run.stack.topic, key=key, value=value, headers=headers)
             kafka.poll(0)
         assert kafka.flush(10) == 0
+        run.injected = {key for key, _, _ in POISON}
+        run.expected_dead_letters = run.fault["injected"] = len(POISON)
         load.progress(40)
         load.stop()
         # Dead letters are written as auth reaches them; wait for the last one.
         eventually(
-            lambda: check(run.stack, Result("wait")).dead_lettered == len(POISON) or None,
+            lambda: (
+                sum(end_offsets(single_node.bootstrap_servers, run.stack.dlq).values())
+                == len(POISON)
+                or None
+            ),
             timeout_s=60,
         )
-    assert run.result is not None
-    assert run.result.dead_lettered == len(POISON)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from herald.backoff import Backoff
 from herald.kafka.records import Record
+from tests.reliability.oracle import TopicRecord, order_violations
 from tests.support import eventually
 from users_svc.relay import OutboxRelay
 from users_svc.sqlite_store import SqliteUserStore
@@ -45,8 +50,9 @@ def store(tmp_path: Path) -> SqliteUserStore:
 
 
 def append(store: SqliteUserStore, *values: bytes) -> None:
+    """One event for each value, each of a user of its own (the value is its key)."""
     for value in values:
-        append_event(store, Record("events", b"k", value, [("ce_id", value)]))
+        append_event(store, Record("events", value, value, [("ce_id", value)]))
 
 
 def append_event(store: SqliteUserStore, record: Record) -> None:
@@ -134,3 +140,89 @@ def test_after_a_failure_one_row_probes_before_whole_batches_resume(
     assert set(sender.batches[1:-3]) == {1}
     assert sender.batches[-3:] == [4, 4, 1]
     assert sender.acknowledged == [b"%d" % n for n in range(10)]
+
+
+class TopicSender:
+    """A partition that fails each record named in `fail_once` the first time it is sent, and
+    acknowledges the rest: the case where a record expires in the producer's queue while the
+    ones behind it are delivered."""
+
+    def __init__(self, fail_once: set[bytes]) -> None:
+        self.fail_once = set(fail_once)
+        self.log: list[TopicRecord] = []
+
+    def send(self, records: Sequence[Record]) -> list[bool]:
+        results = []
+        for record in records:
+            if record.value in self.fail_once:
+                self.fail_once.discard(record.value)
+                results.append(False)
+                continue
+            version = int(record.value.split(b":")[1])
+            self.log.append(TopicRecord(0, len(self.log), record.key, version))
+            results.append(True)
+        return results
+
+
+def append_versions(store: SqliteUserStore, changes: Sequence[bytes]) -> list[bytes]:
+    """An event per change, in this commit order; a key's n-th change is its version n."""
+    versions: Counter[bytes] = Counter()
+    values = []
+    for key in changes:
+        versions[key] += 1
+        value = b"%s:%d" % (key, versions[key])
+        append_event(store, Record("events", key, value, [("ce_id", value)]))
+        values.append(value)
+    return values
+
+
+def drain(relay: OutboxRelay, store: SqliteUserStore) -> None:
+    for _ in range(100):
+        relay.publish_once()
+        if store.pending_count() == 0:
+            return
+    raise AssertionError("the outbox never emptied")
+
+
+def test_a_record_failing_mid_batch_holds_back_its_users_later_ones(
+    store: SqliteUserStore,
+) -> None:
+    append_versions(store, [b"a", b"b", b"a", b"b", b"a"])
+    sender = TopicSender(fail_once={b"a:1"})
+    drain(OutboxRelay(store, sender, batch_size=10, retention=RETENTION), store)
+    # Sent in one go, a:2 and a:3 would reach the topic before the retried a:1.
+    assert order_violations(sender.log) == 0, sender.log
+    assert sorted((r.key, r.version) for r in sender.log) == [
+        (b"a", 1),
+        (b"a", 2),
+        (b"a", 3),
+        (b"b", 1),
+        (b"b", 2),
+    ]
+
+
+def test_a_batch_of_distinct_users_goes_out_in_one_send(store: SqliteUserStore) -> None:
+    append_versions(store, [b"a", b"b", b"c", b"a"])
+    sender = FlakySender()
+    relay = OutboxRelay(store, sender, batch_size=10, retention=RETENTION)
+    assert relay.publish_once() == (True, 4)
+    assert sender.batches == [3, 1]  # a's second change waits for its first
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    changes=st.lists(st.sampled_from([b"a", b"b", b"c"]), min_size=1, max_size=20),
+    failing=st.sets(st.integers(0, 19)),
+    batch_size=st.integers(1, 8),
+)
+def test_whatever_fails_each_users_events_reach_the_topic_in_order(
+    changes: list[bytes], failing: set[int], batch_size: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteUserStore(Path(folder) / "users.sqlite3")
+        values = append_versions(store, changes)
+        sender = TopicSender(fail_once={values[i] for i in failing if i < len(values)})
+        drain(OutboxRelay(store, sender, batch_size=batch_size, retention=RETENTION), store)
+        store.close()
+    assert order_violations(sender.log) == 0, sender.log
+    assert len(sender.log) == len(values)

@@ -194,30 +194,34 @@ def lost(history: History) -> list[tuple[str, int]]:
 
 def state_mismatches(history: History) -> list[str]:
     """Users whose account differs from users_svc's final state, whose account is behind what a
-    client was told, or whose state in users_svc differs from what it last acknowledged."""
+    client was told, whose state in users_svc differs from what it last acknowledged, or one
+    of whose versions was acknowledged with two different states."""
     latest: dict[str, Ack] = {}
+    told: dict[tuple[str, int], Ack] = {}
+    conflicting: set[str] = set()
     for ack in history.acks:
         if ack.user_id not in latest or ack.version > latest[ack.user_id].version:
             latest[ack.user_id] = ack
-    mismatched = []
-    for user_id in sorted(set(history.users) | set(latest)):
-        truth = history.users.get(user_id)
-        account = history.accounts.get(user_id)
-        told = latest.get(user_id)
-        if (
-            truth is None
-            or account is None
-            or tuple(account[:3]) != tuple(truth)
-            or (
-                told is not None
-                and (
-                    account.version < told.version
-                    or (truth.version == told.version and (truth.name, truth.email) != told[2:])
-                )
-            )
+        if told.setdefault((ack.user_id, ack.version), ack) != ack:
+            conflicting.add(ack.user_id)
+    mismatched = sorted(conflicting)
+    for user_id in sorted((set(history.users) | set(latest)) - conflicting):
+        if not _agree(
+            history.users.get(user_id), history.accounts.get(user_id), latest.get(user_id)
         ):
             mismatched.append(user_id)
     return mismatched
+
+
+def _agree(truth: UserState | None, account: AccountState | None, last: Ack | None) -> bool:
+    """users_svc and auth_svc hold the same state, and it is no older than the last answer."""
+    if truth is None or account is None or tuple(account[:3]) != tuple(truth):
+        return False
+    if last is None:
+        return True  # created, but the answer was lost: users_svc is the only witness
+    if account.version < last.version:
+        return False
+    return truth.version > last.version or (truth.name, truth.email) == last[2:]
 
 
 def _count_errors(history: History) -> dict[str, int]:

@@ -142,6 +142,18 @@ class TestState:
         accounts = {**history.accounts, "u2": AccountState(1, "Eve", "bob@example.com", 1)}
         assert judge(replace(history, users=users, accounts=accounts)).state_mismatch == 1
 
+    def test_one_version_acknowledged_with_two_states(self) -> None:
+        # An answer for a change that was never stored: the next change reuses its version.
+        history = clean()
+        acks = [*history.acks, Ack("u1", 3, "Ada Byron", "ada@example.com")]
+        assert judge(replace(history, acks=acks)).state_mismatch == 1
+
+    def test_the_same_answer_twice_is_fine(self) -> None:
+        # A CreateUser retried with its request_id gets the first answer again.
+        history = clean()
+        acks = [*history.acks, history.acks[0]]
+        assert judge(replace(history, acks=acks)).state_mismatch == 0
+
 
 class TestApplicationCount:
     def test_an_event_applied_twice(self) -> None:

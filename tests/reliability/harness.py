@@ -16,32 +16,26 @@ from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
 from tests.reliability.load import POLL_S, Ledger, Load
 from tests.reliability.observe import Stores, full_history, stored_history
-from tests.reliability.oracle import Ack, judge
+from tests.reliability.oracle import Ack, Counts, judge
 from tests.support import unique
 from users_svc.sqlite_store import SqliteUserStore
 
 
 @dataclass
-class Result:
-    """One row of the report. lost, applied_twice, skipped, state_mismatch and
-    order_violations must be 0; `fault` holds the evidence that the scenario's fault happened."""
+class Result(Counts):
+    """One row of the report: the verdict's counts, what led to them, and in `fault` the
+    evidence that the scenario's fault happened."""
 
-    name: str
+    name: str = ""
     acknowledged: int = 0
     published: int = 0
     applied: int = 0
-    lost: int = 0
-    applied_twice: int = 0
-    skipped: int = 0
-    state_mismatch: int = 0
-    order_violations: int = 0
-    dead_lettered: int = 0
     recovery_s: float = 0.0
     wall_s: float = 0.0
     fault: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {"name": self.name, **asdict(self)}
 
 
 @dataclass
@@ -150,17 +144,12 @@ def check(stack: Stack, run: Run, name: str, timeout_s: float = 120.0) -> Result
     verdict = judge(history)
     run.problems = verdict.problems()
     return Result(
-        name,
+        name=name,
         acknowledged=len(acks),
         published=len(history.topic),
         applied=sum(account.applied_events for account in history.accounts.values()),
-        lost=verdict.lost,
-        applied_twice=verdict.applied_twice,
-        skipped=verdict.skipped,
-        state_mismatch=verdict.state_mismatch,
-        order_violations=verdict.order_violations,
-        dead_lettered=verdict.dead_lettered,
         recovery_s=round(waited, 2),
+        **verdict.counts(),
         fault=dict(run.fault),
     )
 

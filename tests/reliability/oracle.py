@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 from users_svc.model import event_id
@@ -135,13 +135,22 @@ FAULT_RULES: dict[str, tuple[Rule, ...]] = {
 
 
 @dataclass
-class Verdict:
+class Counts:
+    """The figures a verdict reports: all 0 when every promise was kept, but dead_lettered."""
+
     lost: int = 0
     applied_twice: int = 0
     skipped: int = 0
     state_mismatch: int = 0
     order_violations: int = 0
     dead_lettered: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(Counts)}
+
+
+@dataclass
+class Verdict(Counts):
     expected_dead_letters: int = 0
     fault_missing: list[str] = field(default_factory=list)
 

@@ -13,9 +13,15 @@ from google.protobuf.message import DecodeError
 from auth_svc.accounts import AccountStore
 from herald.kafka.records import header_values
 from herald.users.v1 import events_pb2
-from tests.reliability.oracle import AccountState, Ack, History, TopicRecord, UserState, wanted
+from tests.reliability.oracle import (
+    AccountState,
+    Ack,
+    History,
+    TopicRecord,
+    UserState,
+    wanted_event_ids,
+)
 from tests.support import end_offsets, read_all
-from users_svc.model import event_id
 from users_svc.store import Outbox, UserStore
 
 PAGE = 1_000
@@ -69,7 +75,7 @@ def stored_history(stack: Observed, scenario: str, acks: Sequence[Ack]) -> Histo
         users = users_of(users_store)
         partial = History(scenario, acks, users, {}, (), (), 0)
         accounts = accounts_of(auth_store, set(users) | {ack.user_id for ack in acks})
-        inbox = auth_store.processed(event_id(u, v) for u, v in wanted(partial))
+        inbox = auth_store.processed(wanted_event_ids(partial))
     return History(scenario, acks, users, accounts, inbox, (), 0)
 
 

@@ -155,6 +155,6 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
         assert health_status(stack.auth.target) == SERVING
         users_rss_after = rss_mb(stack.users.process.pid)
         assert users_rss_after < users_rss_before + 150, (users_rss_before, users_rss_after)
-        # No partial user: every stored user has its event applied in auth (the scenario's
-        # closing check).
+        # The fault's evidence; that no partial user was left (every stored user has its event
+        # applied in auth) is the scenario's closing check.
         run.fault["refused"] = len(codes) - codes.count(grpc.StatusCode.OK)

@@ -25,15 +25,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def GetAccount(
         self, request: auth_pb2.GetAccountRequest, context: grpc.ServicerContext
     ) -> auth_pb2.GetAccountResponse:
-        user_id = ERRORS.require(
-            context, request.user_id, field="user_id", reason="INVALID_USER_ID"
-        )
+        user_id = ERRORS.user_id(context, request.user_id, field="user_id")
         account = self._store.get(user_id)
         if account is None:
             ERRORS.not_found(
                 context,
                 reason="ACCOUNT_NOT_FOUND",
-                message=f"no account for user {request.user_id!r} yet",
+                message=f"no account for user {user_id} yet",
             )
         return auth_pb2.GetAccountResponse(account=to_proto(account))
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from herald.contract.ids import new_user_id
 from herald.kafka.records import Record
 from users_svc.events import EventRecordFactory
-from users_svc.model import User, new_user_id
+from users_svc.model import User
 from users_svc.sqlite_store import SqliteUserStore
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from herald.contract.ids import new_user_id
 from herald.timestamps import utc_now
 from users_svc.events import EventRecordFactory
 from users_svc.model import (
@@ -17,7 +18,6 @@ from users_svc.model import (
     User,
     UserChange,
     UserNotFoundError,
-    new_user_id,
 )
 from users_svc.store import CreateRequest, UnitOfWork, UserStore
 

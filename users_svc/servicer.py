@@ -56,7 +56,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     def GetUser(
         self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
     ) -> users_pb2.GetUserResponse:
-        user_id = ERRORS.require(context, request.id, field="id", reason="INVALID_USER_ID")
+        user_id = ERRORS.user_id(context, request.id, field="id")
         try:
             user = self._users.get(user_id)
         except UserNotFoundError:

@@ -11,7 +11,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import NoReturn, Protocol, TypeVar
+from typing import NamedTuple, NoReturn, Protocol, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from herald.contract.ids import uuid_problem
 from herald.storage.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,17 @@ class ServiceErrors:
             details=details,
         )
 
-    def require(self, context: grpc.ServicerContext, value: str, *, field: str, reason: str) -> str:
-        """`value`, unless it is empty: then INVALID_ARGUMENT, `field: is required`."""
-        if not value:
-            self.invalid(context, reason=reason, message=f"{field}: is required")
+    def user_id(self, context: grpc.ServicerContext, value: str, *, field: str) -> str:
+        """`value`, if it is a user id (a canonical UUID); else INVALID_ARGUMENT with reason
+        INVALID_USER_ID, saying what is wrong without repeating what was sent."""
+        problem = uuid_problem(value) if value else "is required"
+        if problem is not None:
+            self.invalid(
+                context,
+                reason="INVALID_USER_ID",
+                message=f"{field}: {problem}",
+                violations=[_Violation(field, problem)],
+            )
         return value
 
     def not_found(self, context: grpc.ServicerContext, *, reason: str, message: str) -> NoReturn:
@@ -128,6 +136,11 @@ class ServiceErrors:
                 )
 
         return answered
+
+
+class _Violation(NamedTuple):
+    field: str
+    description: str
 
 
 def bad_request(violations: Iterable[FieldViolation]) -> error_details_pb2.BadRequest:

@@ -17,6 +17,7 @@ from confluent_kafka import Message
 from confluent_kafka.admin import AdminClient, NewTopic
 from google.protobuf import field_mask_pb2
 
+from herald.contract.ids import event_id
 from herald.kafka.records import header_values
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.client import NOT_SERVING, SERVING, health_status
@@ -26,7 +27,6 @@ from herald.tools.topic_admin import ensure_topics
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.conftest import free_port_cluster
 from tests.support import eventually, read_all, unique
-from users_svc.model import event_id
 
 
 def events_by_user(bootstrap: str, topic: str, users: Iterable[str]) -> dict[str, list[str]]:

@@ -18,13 +18,14 @@ from auth_svc.consumer import EventConsumer, Subscription
 from auth_svc.decoders import DECODERS
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
+from herald.contract.ids import event_id
 from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.records import Headers, header_values
 from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import FlakyStore, end_offsets, eventually, read_topic, unique
 from users_svc.events import EventRecordFactory
-from users_svc.model import User, event_id
+from users_svc.model import User
 
 USER_CREATED = "herald.users.v1.UserCreated"
 RawRecord = tuple[bytes, bytes, Headers]

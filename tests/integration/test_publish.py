@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from herald.contract.ids import event_id
 from herald.kafka.config import producer_config
 from herald.kafka.records import header_values
 from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
 from tests.support import read_topic
 from users_svc.events import EventRecordFactory
-from users_svc.model import User, event_id
+from users_svc.model import User
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
-from users_svc.model import event_id
+from herald.contract.ids import event_id
 
 
 class Ack(NamedTuple):

@@ -26,6 +26,9 @@ STATUS = ConsumerStatus(
     retries=4,
 )
 
+U1 = "01900000-0000-7000-8000-000000000001"
+NOBODY = "01900000-0000-7000-8000-000000000099"
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteAccountStore:
@@ -42,11 +45,11 @@ def test_returns_the_account(
     stub: auth_pb2_grpc.AuthServiceStub, store: SqliteAccountStore
 ) -> None:
     created = datetime(2026, 1, 1, tzinfo=UTC)
-    stored = Account("u1", "Ada", "ada@example.com", created, 1, "e1", created)
+    stored = Account(U1, "Ada", "ada@example.com", created, 1, "e1", created)
     store.apply(stored, "herald.users.v1.UserCreated", RecordPosition("events", 0, 0))
-    account = stub.GetAccount(auth_pb2.GetAccountRequest(user_id="u1"), timeout=5).account
+    account = stub.GetAccount(auth_pb2.GetAccountRequest(user_id=U1), timeout=5).account
     assert (account.user_id, account.name, account.email, account.last_event_id) == (
-        "u1",
+        U1,
         "Ada",
         "ada@example.com",
         "e1",
@@ -57,14 +60,18 @@ def test_returns_the_account(
 
 def test_unknown_user_is_not_found(stub: auth_pb2_grpc.AuthServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        stub.GetAccount(auth_pb2.GetAccountRequest(user_id="nobody"), timeout=5)
+        stub.GetAccount(auth_pb2.GetAccountRequest(user_id=NOBODY), timeout=5)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_empty_user_id_is_invalid_argument(stub: auth_pb2_grpc.AuthServiceStub) -> None:
+@pytest.mark.parametrize("bad", ["", "nobody", "x" * 20_000])
+def test_a_user_id_that_is_no_uuid_is_invalid_argument(
+    stub: auth_pb2_grpc.AuthServiceStub, bad: str
+) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        stub.GetAccount(auth_pb2.GetAccountRequest(), timeout=5)
+        stub.GetAccount(auth_pb2.GetAccountRequest(user_id=bad), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(caught.value.details() or "") < 100
 
 
 def test_consumer_status_reports_partitions_lag_and_counters(

@@ -12,17 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from herald.contract.fields import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, normalize
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.grpc_support import serving
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
-from users_svc.model import (
-    MAX_EMAIL_LENGTH,
-    MAX_NAME_LENGTH,
-    InvalidRequestError,
-    normalize,
-    validate_new_user,
-)
+from users_svc.model import InvalidRequestError, validate_new_user
 from users_svc.servicer import user_service as servicer_of
 from users_svc.sqlite_store import SqliteUserStore
 

@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from herald.contract.ids import event_id, new_user_id
 from users_svc.model import (
     InvalidRequestError,
     User,
     email_key,
-    event_id,
-    new_user_id,
     validate_change,
     validate_new_user,
 )
@@ -20,6 +19,7 @@ from users_svc.model import (
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 1, 2, tzinfo=UTC)
 REQUEST_ID = "123e4567-e89b-12d3-a456-426614174000"
+U1 = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 
 
 def reasons(error: pytest.ExceptionInfo[InvalidRequestError]) -> dict[str, str]:
@@ -113,24 +113,26 @@ class TestValidateNewUser:
 
 class TestValidateChange:
     def test_mask_selects_fields(self) -> None:
-        change = validate_change("u1", "New", "ignored@example.com", ["name"])
+        change = validate_change(U1, "New", "ignored@example.com", ["name"])
         assert (change.name, change.email) == ("New", None)
 
     def test_empty_mask_means_the_fields_that_are_set(self) -> None:
-        change = validate_change("u1", "", "new@example.com", [])
+        change = validate_change(U1, "", "new@example.com", [])
         assert (change.name, change.email) == (None, "new@example.com")
 
     def test_star_means_every_updatable_field(self) -> None:
         with pytest.raises(InvalidRequestError) as caught:
-            validate_change("u1", "", "new@example.com", ["*"])
+            validate_change(U1, "", "new@example.com", ["*"])
         assert reasons(caught) == {"user.name": "INVALID_NAME"}
 
     @pytest.mark.parametrize(
         ("user_id", "paths", "expected"),
         [
             ("", ["name"], {"user.id": "INVALID_USER_ID"}),
-            ("u1", ["id"], {"update_mask": "INVALID_UPDATE_MASK"}),
-            ("u1", ["create_time", "name"], {"update_mask": "INVALID_UPDATE_MASK"}),
+            ("u1", ["name"], {"user.id": "INVALID_USER_ID"}),
+            ("x" * 20_000, ["name"], {"user.id": "INVALID_USER_ID"}),
+            (U1, ["id"], {"update_mask": "INVALID_UPDATE_MASK"}),
+            (U1, ["create_time", "name"], {"update_mask": "INVALID_UPDATE_MASK"}),
         ],
     )
     def test_rejects_bad_ids_and_masks(
@@ -142,14 +144,14 @@ class TestValidateChange:
 
     def test_nothing_to_change_is_invalid(self) -> None:
         with pytest.raises(InvalidRequestError) as caught:
-            validate_change("u1", "", "", [])
+            validate_change(U1, "", "", [])
         assert reasons(caught) == {"update_mask": "INVALID_UPDATE_MASK"}
 
     def test_apply_bumps_version_only_when_something_changes(self) -> None:
-        user = User("u1", "Ada", "ada@example.com", T0, T0, 1)
-        same, changed = validate_change("u1", "Ada", "", []).apply(user, T1)
+        user = User(U1, "Ada", "ada@example.com", T0, T0, 1)
+        same, changed = validate_change(U1, "Ada", "", []).apply(user, T1)
         assert (same, changed) == (user, [])
-        updated, changed = validate_change("u1", "Ada L.", "ada@example.com", ["*"]).apply(user, T1)
+        updated, changed = validate_change(U1, "Ada L.", "ada@example.com", ["*"]).apply(user, T1)
         assert changed == ["name"]
         assert (updated.name, updated.version, updated.update_time, updated.create_time) == (
             "Ada L.",

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from herald.contract.ids import event_id
 from tests.reliability.oracle import (
     FAULT_RULES,
     AccountState,
@@ -20,7 +21,6 @@ from tests.reliability.oracle import (
     judge,
     wanted_event_ids,
 )
-from users_svc.model import event_id
 
 GOOD_FAULTS: dict[str, dict[str, object]] = {
     "baseline": {},

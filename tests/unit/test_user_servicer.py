@@ -11,18 +11,26 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 
+from herald.contract.ids import event_id
 from herald.kafka.records import header_values
 from herald.storage import sqlite
 from herald.users.v1 import events_pb2, users_pb2, users_pb2_grpc
 from tests.grpc_support import error_details, serving
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
-from users_svc.model import event_id
 from users_svc.servicer import user_service
 from users_svc.sqlite_store import SqliteUserStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 REQUEST_ID = "123e4567-e89b-12d3-a456-426614174000"
+
+
+def user_id(n: int) -> str:
+    """The n-th id Ids issues: canonical UUIDs, as users_svc's own ids are."""
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+USER_1 = user_id(1)
 
 
 class Ids:
@@ -31,7 +39,7 @@ class Ids:
 
     def __call__(self) -> str:
         self.issued += 1
-        return f"user-{self.issued}"
+        return user_id(self.issued)
 
 
 class ExplodingUsers(UserApplication):
@@ -91,7 +99,7 @@ class TestCreateUser:
         self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore
     ) -> None:
         user = create(stub, " Ada Lovelace ", "ada@example.com")
-        assert (user.id, user.name, user.email) == ("user-1", "Ada Lovelace", "ada@example.com")
+        assert (user.id, user.name, user.email) == (USER_1, "Ada Lovelace", "ada@example.com")
         assert user.version == 1
         assert user.create_time.ToDatetime(tzinfo=UTC) == NOW
         assert user.update_time == user.create_time
@@ -179,8 +187,28 @@ class TestGetUser:
         assert stub.GetUser(users_pb2.GetUserRequest(id=user.id), timeout=5).user == user
 
     def test_unknown_id_is_not_found(self, stub: users_pb2_grpc.UserServiceStub) -> None:
-        code, reason, _ = failure(lambda: stub.GetUser(users_pb2.GetUserRequest(id="x"), timeout=5))
+        request = users_pb2.GetUserRequest(id=user_id(99))
+        code, reason, _ = failure(lambda: stub.GetUser(request, timeout=5))
         assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
+
+    @pytest.mark.parametrize("bad", ["x", "x" * 20_000, user_id(1) + " "])
+    def test_an_id_that_is_no_uuid_is_invalid_and_not_echoed(
+        self, stub: users_pb2_grpc.UserServiceStub, bad: str
+    ) -> None:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetUser(users_pb2.GetUserRequest(id=bad), timeout=5)
+        details = error_details(caught.value)
+        info, bad_request = details["ErrorInfo"], details["BadRequest"]
+        assert isinstance(info, error_details_pb2.ErrorInfo)
+        assert isinstance(bad_request, error_details_pb2.BadRequest)
+        assert (caught.value.code(), info.reason) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_USER_ID",
+        )
+        assert [v.field for v in bad_request.field_violations] == ["id"]
+        message = caught.value.details() or ""
+        assert message.startswith("id: must be a UUID")
+        assert bad.strip() not in message
 
     def test_empty_id_is_invalid_argument(self, stub: users_pb2_grpc.UserServiceStub) -> None:
         code, reason, _ = failure(lambda: stub.GetUser(users_pb2.GetUserRequest(), timeout=5))
@@ -191,7 +219,7 @@ class TestGetUser:
     ) -> None:
         for stub in start(ExplodingUsers(store, EventRecordFactory("events", "/test"))):
             with pytest.raises(grpc.RpcError) as caught:
-                stub.GetUser(users_pb2.GetUserRequest(id="x"), timeout=5)
+                stub.GetUser(users_pb2.GetUserRequest(id=USER_1), timeout=5)
             assert caught.value.code() == grpc.StatusCode.INTERNAL
             assert "secret" not in (caught.value.details() or "")
             assert "incident" in (caught.value.details() or "")
@@ -230,10 +258,22 @@ class TestUpdateUser:
         ("user", "paths", "code", "reason"),
         [
             (
-                users_pb2.User(id="nobody", name="X"),
+                users_pb2.User(id=user_id(99), name="X"),
                 ["name"],
                 grpc.StatusCode.NOT_FOUND,
                 "USER_NOT_FOUND",
+            ),
+            (
+                users_pb2.User(id="nobody", name="X"),
+                ["name"],
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_USER_ID",
+            ),
+            (
+                users_pb2.User(id="0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B", name="X"),
+                ["name"],
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_USER_ID",
             ),
             (
                 users_pb2.User(name="X"),
@@ -242,19 +282,19 @@ class TestUpdateUser:
                 "INVALID_USER_ID",
             ),
             (
-                users_pb2.User(id="user-1"),
+                users_pb2.User(id=USER_1),
                 ["id"],
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "INVALID_UPDATE_MASK",
             ),
             (
-                users_pb2.User(id="user-1", email="bad"),
+                users_pb2.User(id=USER_1, email="bad"),
                 ["email"],
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "INVALID_EMAIL",
             ),
             (
-                users_pb2.User(id="user-1", email="EVE@example.com"),
+                users_pb2.User(id=USER_1, email="EVE@example.com"),
                 ["email"],
                 grpc.StatusCode.ALREADY_EXISTS,
                 "EMAIL_TAKEN",

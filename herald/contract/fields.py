@@ -1,0 +1,63 @@
+"""Which names and emails are acceptable. Text is trimmed and NFC-normalised before it is
+checked or stored, so the same name typed on two keyboards is stored the same way; any script
+is welcome."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_NAME_LENGTH = 200
+# RFC 5321 limits: a whole address travels in 254 characters, its local part in 64.
+MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_PART_LENGTH = 64
+
+# Deliberately plain: one @, no spaces, quotes or brackets in the local part, a dotted
+# domain of letters, digits and hyphens in any script. Full RFC 5322 syntax admits
+# addresses no mail system delivers to; a confirmation mail is the only real check.
+_LOCAL_PART = re.compile(r"[^\s@\"(),:;<>\[\]\\]+")
+_DOMAIN_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
+# Zero-width (non-)joiners are format characters that Persian, Indic scripts and emoji need;
+# other format characters (bidi overrides, say) only serve to make text look like other text.
+_ALLOWED_FORMAT_CHARACTERS = {"\u200c", "\u200d"}
+_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def normalize(text: str) -> str:
+    return unicodedata.normalize("NFC", text.strip())
+
+
+def name_problem(name: str) -> str | None:
+    if not name:
+        return "is required"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"must be at most {MAX_NAME_LENGTH} characters"
+    if any(_forbidden(char) for char in name):
+        return "must not contain control characters, line breaks or invisible formatting"
+    return None
+
+
+def email_problem(email: str) -> str | None:
+    if not email:
+        return "is required"
+    if len(email) > MAX_EMAIL_LENGTH:
+        return f"must be at most {MAX_EMAIL_LENGTH} characters"
+    local, at, domain = email.rpartition("@")
+    labels = domain.split(".")
+    if (
+        not at
+        or len(local) > MAX_LOCAL_PART_LENGTH
+        or not _LOCAL_PART.fullmatch(local)
+        or any(_forbidden(char) for char in email)
+        or len(labels) < 2
+        or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
+    ):
+        return "must be an address of the form name@example.com"
+    return None
+
+
+def _forbidden(char: str) -> bool:
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return char not in _ALLOWED_FORMAT_CHARACTERS
+    return category in _FORBIDDEN_CATEGORIES

@@ -13,11 +13,12 @@ import threading
 from confluent_kafka import Consumer
 from grpc_health.v1 import health_pb2
 
-from auth_svc.consumer import EventConsumer, Subscription
+from auth_svc.consumer import EventConsumer
 from auth_svc.decoders import DECODERS
 from auth_svc.servicer import auth_service
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
+from auth_svc.status import StatusBoard
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import begin
 from herald.rpc.server import create_server
@@ -35,19 +36,24 @@ def main() -> int:
     dead_letters = KafkaBatchSender(
         settings.producer_config("auth-svc-dlq"), timeout_s=DLQ_SEND_TIMEOUT_S
     )
+    tuning = settings.consumer_tuning()
+    status = StatusBoard(settings.consumer_group, tuning.max_lag, tuning.status_every_s)
+    kafka_config = settings.consumer_config(
+        settings.consumer_group,
+        "auth-svc",
+        **{
+            "auto.commit.interval.ms": settings.commit_interval_ms,
+            "max.poll.interval.ms": settings.max_poll_interval_ms,
+        },
+    )
     consumer = EventConsumer(
-        Consumer(
-            settings.consumer_config(
-                settings.consumer_group,
-                "auth-svc",
-                **{"auto.commit.interval.ms": settings.commit_interval_ms},
-            )
-        ),
-        Subscription(settings.consumer_group, settings.events_topic, settings.dlq_topic),
+        Consumer({**kafka_config, "on_commit": status.committed}),
+        settings.subscription(),
         store=store,
         decoders=DECODERS,
         dead_letters=dead_letters,
-        tuning=settings.consumer_tuning(),
+        tuning=tuning,
+        status=status,
     )
     server = create_server(
         address=f"[::]:{settings.grpc_port}",

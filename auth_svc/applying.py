@@ -1,25 +1,22 @@
-"""Applying a batch's events to the store: in one transaction, retried while the store is
-unavailable; when the retries run out, record by record, so only what still fails is
-dead-lettered."""
+"""Applying a batch's events to the store: in one transaction; when the store keeps refusing
+that, record by record, so that a record the store cannot take is told apart from a store that
+takes nothing. Only the first is ever dead-lettered; the second holds the batch (BlockedError)
+until the store is back, however long that takes."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-from auth_svc.accounts import AccountStore, DecodedEvent
-from auth_svc.batch import InFlight, StoppedError
+from auth_svc.accounts import AccountStore
+from auth_svc.batch import BlockedError, InFlight
 from auth_svc.dead_letters import DeadLetterWriter
 from auth_svc.status import StatusBoard
 from herald.backoff import Backoff
 from herald.storage.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 # The longest wait between two tries: long enough to let a busy database catch up, short
@@ -29,7 +26,8 @@ MAX_BACKOFF_S = 2.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a transiently failing write is tried, and how long to wait between tries."""
+    """How often a failing batch is tried whole before it is tried record by record, how often
+    a record may fail while others succeed before it is dead-lettered, and the waits between."""
 
     attempts: int
     first_backoff_s: float
@@ -53,50 +51,69 @@ class Applier:
         self._dead_letters = dead_letters
         self._status = status
 
-    def apply(self, batch: Sequence[InFlight], stopping: threading.Event) -> None:
-        """Apply the decoded records of the batch and mark them finished. Raises
-        StoppedError if `stopping` is set while a record waits for a retry."""
-        decoded = [(record, record.event) for record in batch if record.event is not None]
-        if not decoded:
+    def apply(self, batch: Sequence[InFlight], tries: int) -> None:
+        """Apply the batch's decoded, unfinished records and mark them finished; `tries` is
+        how often this batch was tried before. One attempt each call, with no waiting here:
+        the consumer waits between attempts, and keeps polling Kafka meanwhile. Raises
+        BlockedError while some record is still unfinished."""
+        pending = [r for r in batch if r.event is not None and not r.finished]
+        if not pending:
             return
-        events = [event for _, event in decoded]
-        try:
-            outcomes = self._retrying(
-                lambda: self._store.apply_batch(events),
-                f"a batch of {len(events)} records",
-                stopping,
-            )
-        except StoreUnavailableError as error:
-            logger.warning("applying the batch one record at a time: %s", error)
-            for record, event in decoded:
-                self._apply_one(record, event, stopping)
+        if tries < self._retry.attempts:
+            try:
+                outcomes = self._store.apply_batch([r.event for r in pending if r.event])
+            except StoreUnavailableError as error:
+                self._status.count_retry()
+                raise BlockedError(f"the account store is unavailable: {error}") from error
+            self._status.count(outcomes)
+            for record in pending:
                 record.finished = True
             return
-        self._status.count(outcomes)
-        for record, _ in decoded:
-            record.finished = True
+        self._one_by_one(pending)
 
-    def _apply_one(self, record: InFlight, event: DecodedEvent, stopping: threading.Event) -> None:
-        try:
-            outcome = self._retrying(lambda: self._store.apply(*event), record.where, stopping)
-        except StoreUnavailableError as error:
-            self._dead_letters.write(record, error, stopping)
-        else:
-            self._status.count([outcome])
+    def _one_by_one(self, pending: list[InFlight]) -> None:
+        """Try each record alone, those that failed least often first.
 
-    def _retrying(self, apply: Callable[[], T], what: str, stopping: threading.Event) -> T:
-        """apply(), again with backoff while the store is unavailable, up to the policy's
-        attempts; then the last StoreUnavailableError is raised."""
-        delays = self._retry.backoff.delays()
-        for attempt in range(1, self._retry.attempts + 1):
+        A record that fails while the store takes others (or, with none taken yet, still
+        answers a ping) counts a failure of its own, and is dead-lettered after the policy's
+        attempts. A store that answers nothing is down: nobody's fault, so nothing counts and
+        the batch is held until it is back.
+        """
+        store_answers = False
+        for record in sorted(pending, key=lambda r: r.store_failures):
+            if record.event is None:  # pragma: no cover - pending records are decoded
+                continue
             try:
-                return apply()
+                outcome = self._store.apply(*record.event)
             except StoreUnavailableError as error:
-                if attempt == self._retry.attempts:
-                    raise
-                self._status.count_retry()
-                delay = next(delays)
-                logger.warning("retrying %s in %.1f s: %s", what, delay, error)
-                if stopping.wait(delay):
-                    raise StoppedError from error
-        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+                store_answers = store_answers or self._answers_ping()
+                if not store_answers:
+                    self._status.count_retry()
+                    raise BlockedError(f"the account store is unavailable: {error}") from None
+                self._failed_alone(record, error)
+                continue
+            self._status.count([outcome])
+            record.finished = True
+            store_answers = True
+        if any(not record.finished for record in pending):
+            self._status.count_retry()
+            raise BlockedError("the account store refuses some records")
+
+    def _answers_ping(self) -> bool:
+        try:
+            self._store.ping()
+        except StoreUnavailableError:
+            return False
+        return True
+
+    def _failed_alone(self, record: InFlight, error: StoreUnavailableError) -> None:
+        record.store_failures += 1
+        logger.warning(
+            "%s failed while the store took other writes (%d of %d): %s",
+            record.where,
+            record.store_failures,
+            self._retry.attempts,
+            error,
+        )
+        if record.store_failures >= self._retry.attempts:
+            self._dead_letters.write([(record, error)])

@@ -14,8 +14,9 @@ from auth_svc.accounts import DecodedEvent, RecordPosition
 logger = logging.getLogger(__name__)
 
 
-class StoppedError(Exception):
-    """`stopping` was set while a record waited for a retry or for its dead letter."""
+class BlockedError(Exception):
+    """The batch cannot be finished now (the store or the dead-letter topic refuses writes),
+    but may be later: the consumer holds it, pauses its partitions and tries again."""
 
 
 @dataclass(slots=True)
@@ -26,7 +27,10 @@ class InFlight:
     message: Message
     position: RecordPosition
     event: DecodedEvent | None = None  # None until decoded, and for a poison record
+    poison: Exception | None = None  # why the record cannot be applied, once that is known
     finished: bool = False
+    # Times the store refused this record alone while it took others (see Applier).
+    store_failures: int = 0
 
     @property
     def where(self) -> str:

@@ -1,9 +1,11 @@
 """The Kafka side of auth_svc: consume a batch, decode it, apply it, store the offsets.
 
 At-least-once delivery plus the store's inbox gives exactly-once effects. A record that can
-never be applied (a poison record) goes to the dead-letter topic with the reason; a failure
-that may pass (a busy database) is retried with backoff, a bounded number of times, then
-dead-lettered too. Either way the partition moves on, and nothing is skipped silently.
+never be applied (a poison record) goes to the dead-letter topic with the reason, and the
+partition moves on. A failure that may pass (the database or the dead-letter topic refusing
+writes) holds the batch: the partitions pause, Kafka is still polled so the group keeps this
+member, and the batch is tried again with backoff until it goes through. Nothing is skipped
+silently, and a good event is never dead-lettered because the database was down.
 
 Records are applied a batch at a time, in one store transaction, because a transaction
 costs a sync to disk: per record, that sync was nearly all of the work. A batch behaves as
@@ -23,11 +25,13 @@ from confluent_kafka import Consumer, Message
 
 from auth_svc.accounts import AccountStore
 from auth_svc.applying import Applier, RetryPolicy
-from auth_svc.batch import InFlight, StoppedError, in_flight, offsets_after
+from auth_svc.batch import BlockedError, InFlight, in_flight, offsets_after
 from auth_svc.dead_letters import DeadLetterWriter
 from auth_svc.decoders import Decoder, PoisonRecordError, Router
+from auth_svc.holding import Hold
 from auth_svc.rebalance import RebalanceListener
 from auth_svc.status import ConsumerStatus, StatusBoard
+from herald.contract.events import USERS_SVC_SOURCE
 from herald.kafka.sender import RecordSender
 from herald.storage.errors import StoreUnavailableError
 from herald.timestamps import utc_now
@@ -51,6 +55,8 @@ class Subscription:
     group_id: str
     topic: str
     dlq_topic: str
+    # The CloudEvents sources whose events are applied; a record from any other is poison.
+    sources: frozenset[str] = frozenset({USERS_SVC_SOURCE})
 
 
 @dataclass(frozen=True)
@@ -81,19 +87,25 @@ class EventConsumer:
         dead_letters: RecordSender,
         tuning: ConsumerTuning,
         clock: Callable[[], datetime] = utc_now,
+        status: StatusBoard | None = None,
     ) -> None:
         self._consumer = consumer
         self._topic = subscription.topic
         self._store = store
-        self._router = Router(decoders)
+        self._router = Router(decoders, subscription.sources)
         self._batch_size = tuning.batch_size
         self._clock = clock
-        self._status = StatusBoard(subscription.group_id, tuning.max_lag, tuning.status_every_s)
+        # Given when the Kafka consumer reports to it too (its offset commits, say).
+        self._status = status or StatusBoard(
+            subscription.group_id, tuning.max_lag, tuning.status_every_s
+        )
         self._dead_letters = DeadLetterWriter(
-            dead_letters, subscription.dlq_topic, tuning.retry.backoff, self._status, clock
+            dead_letters, subscription.dlq_topic, self._status, clock
         )
         self._applier = Applier(store, tuning.retry, self._dead_letters, self._status)
-        self._rebalances = RebalanceListener()
+        self._backoff = tuning.retry.backoff
+        self._hold: Hold | None = None
+        self._rebalances = RebalanceListener(self._status)
         # Set once the group has taken this member in: from then on it serves.
         self.joined = self._rebalances.joined
         self._next_prune = 0.0
@@ -108,12 +120,16 @@ class EventConsumer:
         )
         try:
             while not stopping.is_set():
-                messages = self._next_batch()
-                self._status.polled(self._consumer)
-                self._prune_inbox_when_due()
-                batch = in_flight(messages)
-                if batch and not self._process(batch, stopping):
-                    break  # stopped in the middle of it: what is unfinished stays unstored
+                if self._hold is not None:
+                    batch = self._hold.wait(stopping, self._status)
+                    if stopping.is_set():
+                        break  # what is unfinished stays unstored, for the next owner
+                else:
+                    batch = in_flight(self._next_batch())
+                    self._status.polled(self._consumer)
+                    self._prune_inbox_when_due()
+                if batch or self._hold is not None:
+                    self._process(batch)
         finally:
             self._consumer.close()
             logger.info("consumer closed: offsets committed, group left")
@@ -141,33 +157,56 @@ class EventConsumer:
             batch += self._consumer.consume(self._batch_size - 1, 0)
         return batch
 
-    def _process(self, batch: list[InFlight], stopping: threading.Event) -> bool:
-        """Dead-letter the batch's poison records, apply the rest, then store the offsets of
-        what is finished; False if stopping interrupted that."""
+    def _process(self, batch: list[InFlight]) -> None:
+        """Dead-letter the batch's poison records and apply the rest, then store the offsets of
+        what is finished; hold the batch if some of it cannot be finished now, release it
+        once all of it is."""
+        tries = self._hold.tries if self._hold is not None else 0
+        self._decode(batch)
+        blocked: list[BlockedError] = []
         try:
-            self._decode(batch, stopping)
-            self._applier.apply(batch, stopping)
-        except StoppedError:
-            completed = False
-        else:
-            completed = True
+            self._dead_letters.write(
+                [(r, r.poison) for r in batch if r.poison is not None and not r.finished]
+            )
+        except BlockedError as error:
+            # Applied all the same: the events behind a poison record that cannot be
+            # dead-lettered yet need not wait (its partition's offset does).
+            blocked.append(error)
+        try:
+            self._applier.apply(batch, tries)
+        except BlockedError as error:
+            blocked.append(error)
+        if blocked:
+            self._held(batch, "; ".join(str(error) for error in blocked))
+        elif self._hold is not None:
+            self._hold.release()
+            self._hold = None
+            self._status.resumed()
         # Only now: a crash before this line redelivers the records, and the inbox makes
         # the second delivery a no-op.
         offsets = offsets_after(batch)
         if offsets:
             self._consumer.store_offsets(offsets=offsets)
-        return completed
 
-    def _decode(self, batch: list[InFlight], stopping: threading.Event) -> None:
-        """Decode every record of the batch; the poison ones are dead-lettered, in order, on
-        the way, and so finished."""
+    def _held(self, batch: list[InFlight], reason: str) -> None:
+        if self._hold is None:
+            logger.warning("pausing every partition: %s", reason)
+            self._hold = Hold(self._consumer, batch, reason, self._backoff)
+        else:
+            self._hold.reason = reason
+            self._hold.tries += 1
+        self._status.paused(reason)
+
+    def _decode(self, batch: list[InFlight]) -> None:
+        """Decode the records of the batch not decoded yet; the poison ones keep why."""
         now = self._clock()  # one reading serves the batch: it is applied all at once
         for record in batch:
+            if record.event is not None or record.poison is not None:
+                continue
             try:
                 record.event = self._router.decode(record.message, record.position, now)
             except PoisonRecordError as error:
-                self._dead_letters.write(record, error, stopping)
-                record.finished = True
+                record.poison = error
 
     def _prune_inbox_when_due(self) -> None:
         if time.monotonic() < self._next_prune:

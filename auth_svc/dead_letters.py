@@ -1,19 +1,18 @@
-"""Writing a record auth_svc cannot apply to the dead-letter topic, with the reason, until the
-broker has it: the partition moves past a record only once its dead letter is safe."""
+"""Writing records auth_svc cannot apply to the dead-letter topic, with the reason: a record
+counts as finished, and its partition may move past it, only once the broker has its letter."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from auth_svc.batch import InFlight, StoppedError
+from auth_svc.batch import BlockedError, InFlight
 from auth_svc.decoders import PoisonRecordError
 from auth_svc.status import StatusBoard
-from herald.backoff import Backoff
 from herald.kafka import deadletter
+from herald.kafka.records import Record
 from herald.kafka.sender import RecordSender
 from herald.timestamps import utc_now
 
@@ -24,30 +23,37 @@ logger = logging.getLogger(__name__)
 class DeadLetterWriter:
     sender: RecordSender
     topic: str
-    backoff: Backoff
     status: StatusBoard  # counts each dead letter once the broker has it
     clock: Callable[[], datetime] = utc_now
 
-    def write(self, record: InFlight, error: Exception, stopping: threading.Event) -> None:
-        """Send the record, as it was plus why, to the dead-letter topic; keep trying until
-        it is there (never skip a record without a trace). Raises StoppedError if `stopping`
-        is set meanwhile."""
+    def write(self, records: Sequence[tuple[InFlight, Exception]]) -> None:
+        """Send each record, as it was plus why, to the dead-letter topic, all at once, and
+        mark the ones the broker took finished. Raises BlockedError if it refused any: the
+        caller holds them and tries again later (never skips a record without a trace)."""
+        if not records:
+            return
+        at = self.clock()
+        letters = [self._letter(record, error, at) for record, error in records]
+        refused = 0
+        for (record, error), acknowledged in zip(records, self.sender.send(letters), strict=True):
+            if acknowledged:
+                record.finished = True
+                self.status.count_dead_letter()
+                logger.warning("dead-lettered %s: %s", record.where, error)
+            else:
+                refused += 1
+        if refused:
+            raise BlockedError(f"the dead-letter topic {self.topic} refused {refused} records")
+
+    def _letter(self, record: InFlight, error: Exception, at: datetime) -> Record:
         # A poison record's class is what was wrong with it (DecodeError, say), not ours.
         cause = (
             error.__cause__ if isinstance(error, PoisonRecordError) and error.__cause__ else error
         )
-        letter = deadletter.dead_letter(
+        return deadletter.dead_letter(
             record.message,
             self.topic,
             error_class=type(cause).__name__,
             error_message=str(error),
-            at=self.clock(),
+            at=at,
         )
-        delays = self.backoff.delays()
-        while not self.sender.send([letter])[0]:
-            delay = next(delays)
-            logger.error("could not dead-letter %s; retrying in %.1f s", record.where, delay)
-            if stopping.wait(delay):
-                raise StoppedError
-        self.status.count_dead_letter()
-        logger.warning("dead-lettered %s: %s", record.where, error)

@@ -3,56 +3,58 @@
 Every event carries the user's whole state and its version, so each decoder only turns the
 payload into the account it describes; the store keeps it if it is newer. DECODERS is the one
 place that knows event types: adding one is a function here and a line there. The Router
-picks a record's decoder by its `ce_type` header; a record no decoder can take is poison.
+picks a record's decoder by its `ce_type` header and checks that record and event agree with
+each other and with herald.contract's rules; a record that fails any check is poison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
 from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
 from auth_svc.accounts import Account, DecodedEvent, RecordPosition
-from herald.kafka.records import ReceivedHeaders, header_values
+from herald.contract.events import created_problem, updated_problem
+from herald.kafka.cloudevents import SPEC_VERSION
+from herald.kafka.records import ReceivedHeaders
 from herald.timestamps import from_timestamp
 from herald.users.v1 import events_pb2
 
 
 class InvalidEventError(ValueError):
-    """The event decoded but its content is unusable (a required field is empty, say)."""
+    """The event decoded but its content is unusable or inconsistent."""
 
 
 def user_created(payload: bytes, now: datetime) -> Account:
     """Raises google.protobuf.message.DecodeError or InvalidEventError on a bad payload."""
     event = events_pb2.UserCreated.FromString(payload)
-    # Events from before versions existed count as the first version.
-    return _account(event, event.version or 1, now)
+    _check(created_problem(event.event_id, event.user_id, event.version, event.name, event.email))
+    return _account(event, now)
 
 
 def user_updated(payload: bytes, now: datetime) -> Account:
     event = events_pb2.UserUpdated.FromString(payload)
-    if event.version < 2:
-        raise InvalidEventError(f"UserUpdated with version {event.version}; updates start at 2")
-    return _account(event, event.version, now)
+    _check(updated_problem(event.event_id, event.user_id, event.version, event.name, event.email))
+    return _account(event, now)
 
 
-def _account(
-    event: events_pb2.UserCreated | events_pb2.UserUpdated, version: int, now: datetime
-) -> Account:
-    event_id, user_id = event.event_id, event.user_id
-    if not event_id or not user_id:
-        raise InvalidEventError("event without event_id or user_id")
+def _check(problem: str | None) -> None:
+    if problem is not None:
+        raise InvalidEventError(problem)
+
+
+def _account(event: events_pb2.UserCreated | events_pb2.UserUpdated, now: datetime) -> Account:
     created = event.create_time
     # Positional: keywords make building the tuple measurably slower, once per event.
     return Account(
-        user_id,
+        event.user_id,
         event.name,
         event.email,
         _utc_datetime(created.seconds, created.nanos),
-        version,
-        event_id,
+        event.version,
+        event.event_id,
         now,
     )
 
@@ -78,38 +80,51 @@ class PoisonRecordError(ValueError):
 
 
 class Router:
-    def __init__(self, decoders: Mapping[str, Decoder]) -> None:
-        self._decoders = decoders
-        # The same decoders keyed by `ce_type` as it arrives, bytes, too: most records are
-        # routed by one dict lookup, without decoding their headers.
-        self._routes: dict[str | bytes, tuple[str, Decoder]] = {}
-        for event_type, decoder in decoders.items():
-            self._routes[event_type] = self._routes[event_type.encode()] = (event_type, decoder)
+    def __init__(self, decoders: Mapping[str, Decoder], sources: Collection[str]) -> None:
+        # Keyed by `ce_type` as it arrives, bytes: most records are routed by one lookup.
+        self._routes = {t.encode(): (t, decoder) for t, decoder in decoders.items()}
+        self._sources = {source.encode() for source in sources}
 
     def decode(self, message: Message, position: RecordPosition, now: datetime) -> DecodedEvent:
-        """The event the record carries; PoisonRecordError if it cannot be one."""
-        event_type, decoder = self._route(message.headers())
+        """The event the record carries; PoisonRecordError if it cannot be one, or if record
+        and event do not agree (CloudEvents id and key against the event's ids)."""
+        attributes = _attributes(message.headers())
+        event_type, decoder = self._route(attributes)
         try:
-            return DecodedEvent(decoder(message.value() or b"", now), event_type, position)
+            account = decoder(message.value() or b"", now)
         except (DecodeError, InvalidEventError) as error:
             raise PoisonRecordError(f"{type(error).__name__}: {error}") from error
+        if attributes.get("ce_id") != account.event_id.encode():
+            raise PoisonRecordError("ce_id header differs from the event's event_id")
+        if message.key() != account.user_id.encode():
+            raise PoisonRecordError("record key differs from the event's user_id")
+        return DecodedEvent(account, event_type, position)
 
-    def _route(self, headers: ReceivedHeaders | None) -> tuple[str, Decoder]:
-        """The type and decoder the record's `ce_type` header names."""
-        if isinstance(headers, list):
-            sent: str | bytes | None = None
-            for name, value in headers:
-                if name == "ce_type":
-                    sent = value
-            route = self._routes.get(sent) if sent is not None else None
-            if route is not None:
-                return route
-        # Not a type known as it came: read the headers as text, as before, to route the
-        # record or to say exactly what is wrong with it.
-        event_type = header_values(headers).get("ce_type")
-        if not event_type:
+    def _route(self, attributes: Mapping[str, bytes]) -> tuple[str, Decoder]:
+        """The type and decoder the record's `ce_type` names, once its envelope is sound."""
+        if attributes.get("ce_specversion") != _SPEC_VERSION:
+            raise PoisonRecordError(f"no ce_specversion {SPEC_VERSION} header")
+        if attributes.get("ce_source") not in self._sources:
+            raise PoisonRecordError("ce_source is not an allowed source")
+        sent = attributes.get("ce_type")
+        if sent is None:
             raise PoisonRecordError("no ce_type header")
-        decoder = self._decoders.get(event_type)
-        if decoder is None:
-            raise PoisonRecordError(f"unknown ce_type {event_type!r}")
-        return event_type, decoder
+        route = self._routes.get(sent)
+        if route is None:
+            raise PoisonRecordError(f"unknown ce_type {sent[:64]!r}")
+        return route
+
+
+_SPEC_VERSION = SPEC_VERSION.encode()
+_ATTRIBUTES = frozenset({"ce_specversion", "ce_id", "ce_source", "ce_type"})
+
+
+def _attributes(headers: ReceivedHeaders | None) -> dict[str, bytes]:
+    """The CloudEvents attributes the router checks, as sent (the last copy of each wins)."""
+    found: dict[str, bytes] = {}
+    if isinstance(headers, Mapping):
+        headers = list(headers.items())
+    for name, value in headers or ():
+        if name in _ATTRIBUTES and value is not None:
+            found[name] = value if isinstance(value, bytes) else value.encode()
+    return found

@@ -59,6 +59,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             dead_lettered=status.dead_lettered,
             retries=status.retries,
             total_lag=status.total_lag,
+            rebalances=status.rebalances,
+            pauses=status.pauses,
+            paused_reason=status.paused_reason,
+            commits_refused=status.commits_refused,
         )
 
 

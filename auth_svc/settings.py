@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auth_svc.applying import MAX_BACKOFF_S, RetryPolicy
-from auth_svc.consumer import ConsumerTuning
+from auth_svc.consumer import ConsumerTuning, Subscription
+from herald.contract.events import USERS_SVC_SOURCE
+from herald.kafka.config import SESSION_TIMEOUT_MS
 from herald.kafka.topics import DLQ_TOPIC
 from herald.settings import ServiceSettings, setting
 
@@ -22,6 +24,12 @@ class Settings(ServiceSettings):
         "folder of the SQLite database `auth.sqlite3` (shareable by instances on one host)",
     )
     dlq_topic: str = setting("HERALD_DLQ_TOPIC", DLQ_TOPIC, "the dead-letter topic")
+    # Only users_svc publishes user events; anything else on the topic is a mistake or forged.
+    event_sources: str = setting(
+        "AUTH_EVENT_SOURCES",
+        USERS_SVC_SOURCE,
+        "CloudEvents sources whose events are applied (comma-separated); others are poison",
+    )
     # Records already fetched make up a batch; none waits for a batch to fill, so the size
     # only matters when auth_svc is behind. A batch's records are all in memory at once: over
     # a 100,000-event backlog, 5,000 grew RSS by a quarter and 1,000 by 5%, for ~8% less
@@ -52,6 +60,14 @@ class Settings(ServiceSettings):
     lag_grace_s: float = setting(
         "AUTH_LAG_GRACE_S", 30.0, "how long the lag may stay over the limit"
     )
+    # librdkafka's default; set here so it is seen. A held batch keeps the loop polling, so
+    # even a long database outage never comes near it.
+    max_poll_interval_ms: int = setting(
+        "AUTH_MAX_POLL_INTERVAL_MS",
+        300_000,
+        "longest time between two polls before the group drops this member",
+        at_least=SESSION_TIMEOUT_MS,
+    )
     # librdkafka also commits them on rebalance and on close.
     commit_interval_ms: int = setting(
         "AUTH_COMMIT_INTERVAL_MS", 5000, "how often stored offsets are committed"
@@ -60,6 +76,10 @@ class Settings(ServiceSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "auth.sqlite3"
+
+    def subscription(self) -> Subscription:
+        sources = frozenset(s.strip() for s in self.event_sources.split(",") if s.strip())
+        return Subscription(self.consumer_group, self.events_topic, self.dlq_topic, sources)
 
     def consumer_tuning(self) -> ConsumerTuning:
         return ConsumerTuning(

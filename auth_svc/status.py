@@ -9,14 +9,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from auth_svc.accounts import Outcome
 
 logger = logging.getLogger(__name__)
 
-# A loop that has not polled for this long is stuck (on a dead letter it cannot write, say).
+# A loop that has not polled for this long is stuck.
 STALL_LIMIT_S = 60.0
+# The longest pause reason kept: it is shown to operators, and may quote a client's record.
+MAX_REASON = 300
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class ConsumerStatus:
     stale: int = 0
     dead_lettered: int = 0
     retries: int = 0
+    # Times the group changed this member's partitions after it first joined.
+    rebalances: int = 0
+    # Times the consumer paused its partitions to hold a batch it could not finish, and why
+    # it is paused now ("" while it is not).
+    pauses: int = 0
+    paused_reason: str = ""
+    # Offset commits the group coordinator refused (after this member lost its partitions).
+    commits_refused: int = 0
     # monotonic time since when the lag has been over the limit, or None
     lagging_since: float | None = None
 
@@ -86,6 +96,28 @@ class StatusBoard:
         with self._lock:
             self._status = replace(self._status, dead_lettered=self._status.dead_lettered + 1)
 
+    def count_rebalance(self) -> None:
+        with self._lock:
+            self._status = replace(self._status, rebalances=self._status.rebalances + 1)
+
+    def paused(self, reason: str) -> None:
+        with self._lock:
+            s = self._status
+            pauses = s.pauses + (not s.paused_reason)
+            self._status = replace(s, pauses=pauses, paused_reason=reason[:MAX_REASON])
+
+    def resumed(self) -> None:
+        with self._lock:
+            self._status = replace(self._status, paused_reason="")
+
+    def committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's on_commit callback: count the commits the group refused."""
+        if error is None or error.code() == KafkaError._NO_OFFSET:
+            return
+        logger.warning("offset commit refused: %s", error.str())
+        with self._lock:
+            self._status = replace(self._status, commits_refused=self._status.commits_refused + 1)
+
     def snapshot(self) -> ConsumerStatus:
         with self._lock:
             return self._status
@@ -100,8 +132,9 @@ class StatusBoard:
     def healthy(self, lag_grace_s: float, stall_limit_s: float = STALL_LIMIT_S) -> bool:
         """Connected, polling, and not lagging past the limit for longer than the grace.
 
-        A loop stuck on one record (a dead letter that cannot be written) stops polling, and
-        its status would look frozen but fine: the time since the last poll catches that.
+        A consumer holding a batch it cannot finish (paused) is not healthy either. A loop
+        stuck some other way stops polling, and its status would look frozen but fine: the
+        time since the last poll catches that.
         """
         status = self.snapshot()
         now = time.monotonic()
@@ -109,7 +142,9 @@ class StatusBoard:
             status.lagging_since is not None and now - status.lagging_since > lag_grace_s
         )
         stalled = now - self._last_poll > stall_limit_s
-        return status.connected and not lagging_too_long and not stalled
+        return (
+            status.connected and not lagging_too_long and not stalled and not status.paused_reason
+        )
 
     def _refresh(self, consumer: Consumer) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from herald.contract.events import USERS_SVC_SOURCE
 from herald.contract.ids import new_user_id
 from herald.kafka.records import Record
 from users_svc.events import EventRecordFactory
@@ -22,13 +23,13 @@ def sample_record() -> Record:
     user = User(
         "00000000-0000-4000-8000-000000000000", "Bench User", "b@bench.example", now, now, 1
     )
-    return EventRecordFactory("bench.round-trip", "/herald/users-svc").user_created(user)
+    return EventRecordFactory("bench.round-trip", USERS_SVC_SOURCE).user_created(user)
 
 
 def user_created_records(topic: str, count: int) -> list[Record]:
     """UserCreated records as users_svc makes them, ids included (their order matters to
     auth_svc's indexes)."""
-    records = EventRecordFactory(topic, "/herald/bench")
+    records = EventRecordFactory(topic, USERS_SVC_SOURCE)
     now = datetime.now(UTC)
     return [
         records.user_created(User(new_user_id(), "Bench User", f"u{n}@bench.example", now, now, 1))

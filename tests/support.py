@@ -30,6 +30,11 @@ def eventually(probe: Callable[[], T | None], timeout_s: float = 30.0, every_s: 
         time.sleep(every_s)
 
 
+def uid(name: str) -> str:
+    """A user id for a short name in a test: the same canonical UUID for the same name."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"herald-test:{name}"))
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
@@ -82,7 +87,8 @@ def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
 
 
 class FlakyStore:
-    """A real store whose writes fail while `failing` says so for the events at hand."""
+    """A real store whose writes fail while `failing` says so for the events at hand (and
+    whose ping fails while it says so for none)."""
 
     def __init__(
         self, store: SqliteAccountStore, failing: Callable[[Sequence[DecodedEvent]], bool]
@@ -114,4 +120,7 @@ class FlakyStore:
         return self.store.prune_inbox(processed_before)
 
     def ping(self) -> None:
+        # Asked about no event in particular: whether the store as a whole is down.
+        if self.failing([]):
+            raise StoreUnavailableError("database is locked")
         self.store.ping()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from herald.contract.events import USERS_SVC_SOURCE
 from herald.settings import ServiceSettings, setting
 
 
@@ -15,7 +16,7 @@ class Settings(ServiceSettings):
         "USERS_DATA_DIR", Path(".run/users-svc"), "folder of the SQLite database `users.sqlite3`"
     )
     event_source: str = setting(
-        "USERS_EVENT_SOURCE", "/herald/users-svc", "CloudEvents `source` of published events"
+        "USERS_EVENT_SOURCE", USERS_SVC_SOURCE, "CloudEvents `source` of published events"
     )
     # Each batch waits for its acks before the next is read, so bigger batches drain a
     # backlog faster: 500 -> 6,100 rows/s, 5,000 -> 16,800, 20,000 -> 28,000 (make bench's

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from herald.kafka.config import ClientConfig
 from herald.kafka.records import Record
@@ -99,6 +99,12 @@ class KafkaBatchSender:
             except BufferError:
                 # librdkafka's local queue is full: serve delivery reports to make room.
                 self._producer.poll(0.05)
+            except KafkaException as error:
+                # Refused before it was queued (MSG_SIZE_TOO_LARGE, say): this record is not
+                # acknowledged, which the caller sees like any other failure; no retry here
+                # could make it fit.
+                logger.error("record for %s refused by the client: %s", record.topic, error)
+                return
             else:
                 return
 

@@ -15,9 +15,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
+from herald.contract.events import USERS_SVC_SOURCE
 from herald.kafka.config import producer_config
 from herald.tools.processes import ServiceProcess
-from tests.support import eventually, unique
+from tests.support import eventually, uid, unique
 from users_svc.events import EventRecordFactory
 from users_svc.model import User
 
@@ -41,9 +42,9 @@ def topics(kafka_bootstrap: str) -> tuple[str, str]:
 def produce_users(bootstrap: str, topic: str, numbers: range, pause_s: float = 0.0) -> None:
     """One UserCreated per number; with `pause_s`, a pause after every 100 of them."""
     kafka = Producer(producer_config(bootstrap, "test-events"))
-    records = EventRecordFactory(topic, "/test")
+    records = EventRecordFactory(topic, USERS_SVC_SOURCE)
     for n in numbers:
-        user = User(f"user-{n}", f"User {n}", f"u{n}@example.com", T0, T0, 1)
+        user = User(uid(f"user-{n}"), f"User {n}", f"u{n}@example.com", T0, T0, 1)
         record = records.user_created(user)
         kafka.produce(topic, key=record.key, value=record.value, headers=record.headers)
         if pause_s and n % 100 == 99:

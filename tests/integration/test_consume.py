@@ -18,12 +18,13 @@ from auth_svc.consumer import EventConsumer, Subscription
 from auth_svc.decoders import DECODERS
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
+from herald.contract.events import USERS_SVC_SOURCE
 from herald.contract.ids import event_id
 from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.records import Headers, header_values
 from herald.kafka.sender import KafkaBatchSender
 from herald.users.v1 import events_pb2
-from tests.support import FlakyStore, end_offsets, eventually, read_topic, unique
+from tests.support import FlakyStore, end_offsets, eventually, read_topic, uid, unique
 from users_svc.events import EventRecordFactory
 from users_svc.model import User
 
@@ -54,8 +55,8 @@ def produce(bootstrap: str, topic: str, records: list[RawRecord]) -> None:
 
 def user_created(topic: str, user_id: str) -> RawRecord:
     now = datetime.now(UTC)
-    record = EventRecordFactory(topic, "/test").user_created(
-        User(user_id, f"name-{user_id}", f"{user_id}@example.com", now, now, 1)
+    record = EventRecordFactory(topic, USERS_SVC_SOURCE).user_created(
+        User(uid(user_id), f"name-{user_id}", f"{user_id}@example.com", now, now, 1)
     )
     return record.key, record.value, record.headers
 
@@ -109,9 +110,9 @@ def test_same_event_delivered_twice_makes_one_account(
         eventually(lambda: consumer.status().applied + consumer.status().duplicates == 3 or None)
     status = consumer.status()
     assert (status.applied, status.duplicates, status.dead_lettered) == (2, 1, 0)
-    account = store.get("u1")
+    account = store.get(uid("u1"))
     assert account is not None
-    assert account.event_id == event_id("u1", 1)
+    assert account.event_id == event_id(uid("u1"), 1)
 
 
 def _far_future_user() -> bytes:
@@ -157,7 +158,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_valid_ones_are_all_appli
             lambda: (consumer.status().partitions and consumer.status().total_lag == 0) or None
         )
 
-    assert all(store.get(f"user-{n}") is not None for n in range(100))
+    assert all(store.get(uid(f"user-{n}")) is not None for n in range(100))
     dead = read_topic(kafka_bootstrap, dlq_topic, count=len(POISON))
     by_key = {(m.key() or b"").decode(): m for m in dead}
     assert set(by_key) == {f"poison-{kind}" for kind in POISON}
@@ -216,7 +217,7 @@ def test_a_batch_past_the_retry_bound_is_applied_one_by_one_and_no_record_is_los
     with consuming(kafka_bootstrap, topic, dlq_topic, flaky) as consumer:
         eventually(lambda: consumer.status().applied == 20 or None)
     assert consumer.status().dead_lettered == 0
-    assert all(store.get(f"u{n}") is not None for n in range(20))
+    assert all(store.get(uid(f"u{n}")) is not None for n in range(20))
 
 
 def test_a_record_failing_past_the_retry_bound_is_dead_lettered_and_the_partition_moves_on(
@@ -224,7 +225,7 @@ def test_a_record_failing_past_the_retry_bound_is_dead_lettered_and_the_partitio
 ) -> None:
     produce(kafka_bootstrap, topic, [user_created(topic, "u1"), user_created(topic, "u1b")])
     group = unique("group")
-    flaky = FlakyStore(store, busy(failures=0, stuck=frozenset({"u1"})))
+    flaky = FlakyStore(store, busy(failures=0, stuck=frozenset({uid("u1")})))
     with consuming(kafka_bootstrap, topic, dlq_topic, flaky, group) as consumer:
         eventually(lambda: consumer.status().dead_lettered == 1 or None)
         eventually(lambda: consumer.status().applied == 1 or None)
@@ -232,7 +233,7 @@ def test_a_record_failing_past_the_retry_bound_is_dead_lettered_and_the_partitio
             lambda: (consumer.status().partitions and consumer.status().total_lag == 0) or None
         )
     [dead] = read_topic(kafka_bootstrap, dlq_topic, count=1)
-    assert dead.key() == b"u1"
+    assert dead.key() == uid("u1").encode()
     assert header_values(dead.headers())["herald.dlq.error.class"] == "StoreUnavailableError"
-    assert store.get("u1b") is not None
+    assert store.get(uid("u1b")) is not None
     assert committed_total(kafka_bootstrap, topic, group) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -13,12 +14,14 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from auth_svc.accounts import DecodedEvent
+from auth_svc.applying import RetryPolicy
 from auth_svc.consumer import EventConsumer, Subscription
 from auth_svc.decoders import DECODERS
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
+from herald.contract.events import USERS_SVC_SOURCE
 from herald.kafka.records import Headers, Record, header_values
-from tests.support import FlakyStore
+from tests.support import FlakyStore, uid
 from users_svc.events import EventRecordFactory
 from users_svc.model import User
 
@@ -28,8 +31,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def event(user_id: str, partition: int, offset: int) -> Message:
-    record = EventRecordFactory(TOPIC, "/test").user_created(
-        User(user_id, f"name-{user_id}", f"{user_id}@example.com", T0, T0, 1)
+    record = EventRecordFactory(TOPIC, USERS_SVC_SOURCE).user_created(
+        User(uid(user_id), f"name-{user_id}", f"{user_id}@example.com", T0, T0, 1)
     )
     return Message(
         topic=TOPIC,
@@ -41,6 +44,10 @@ def event(user_id: str, partition: int, offset: int) -> Message:
     )
 
 
+# The CloudEvents headers every Herald event has, whatever its type.
+ENVELOPE: Headers = [("ce_specversion", b"1.0"), ("ce_source", USERS_SVC_SOURCE.encode())]
+
+
 def poison(partition: int, offset: int, headers: Headers | None = None) -> Message:
     return Message(
         topic=TOPIC,
@@ -48,7 +55,9 @@ def poison(partition: int, offset: int, headers: Headers | None = None) -> Messa
         offset=offset,
         key=f"poison-{partition}-{offset}".encode(),
         value=b"\xff garbage",
-        headers=headers if headers is not None else [("ce_type", b"herald.users.v1.Nope")],
+        headers=headers
+        if headers is not None
+        else [*ENVELOPE, ("ce_type", b"herald.users.v1.Nope")],
     )
 
 
@@ -66,14 +75,24 @@ class ScriptedKafka:
         self.stored: list[list[tuple[str, int, int]]] = []
         self.consumed: list[tuple[int, float]] = []  # (num_messages, timeout) of each call
         self.closed = False
+        self.assigned = [TopicPartition(TOPIC, partition) for partition in range(3)]
+        self.paused = False
+        self.pauses = 0
+        self.seeks: list[tuple[int, int]] = []
+        # Whether consume() hands out records while paused, as librdkafka may with records
+        # it fetched before the pause.
+        self.prefetched = False
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
-        callbacks["on_assign"](self, [TopicPartition(TOPIC, 0)])
+        callbacks["on_assign"](self, self.assigned)
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
         self.consumed.append((num_messages, timeout))
+        if self.paused and not self.prefetched:
+            return []
         if not self.batches:
-            self.stopping.set()
+            if not self.paused:
+                self.stopping.set()
             return []
         taken, self.batches[0] = self.batches[0][:num_messages], self.batches[0][num_messages:]
         if not self.batches[0]:
@@ -84,17 +103,38 @@ class ScriptedKafka:
         self.stored.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
 
     def assignment(self) -> list[TopicPartition]:
-        return []
+        return self.assigned
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.pauses += not self.paused
+        self.paused = True
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused = False
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.partition, partition.offset))
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, -1001) for tp in partitions]
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, cached: bool = False
+    ) -> tuple[int, int]:
+        return (0, 0)
 
     def close(self) -> None:
         self.closed = True
 
 
 class DeadLetters:
-    def __init__(self) -> None:
+    def __init__(self, refuses: Callable[[], bool]) -> None:
         self.records: list[Record] = []
+        self.refuses = refuses
 
     def send(self, records: Sequence[Record]) -> list[bool]:
+        if self.refuses():
+            return [False] * len(records)
         self.records.extend(records)
         return [True] * len(records)
 
@@ -114,23 +154,31 @@ def run(
     failing: Callable[[Sequence[DecodedEvent]], bool] = never,
     batch_size: int = 500,
     stopping: threading.Event | None = None,
+    dlq_refuses: Callable[[], bool] = lambda: False,
+    prefetched: bool = False,
+    holder: list[EventConsumer] | None = None,
 ) -> tuple[EventConsumer, ScriptedKafka, FlakyStore, DeadLetters]:
-    """Run the loop until the script is used up (or `stopping` is set by someone else)."""
+    """Run the loop until the script is used up (or `stopping` is set by someone else);
+    `holder`, if given, gets the consumer before it runs."""
     stopping = stopping or threading.Event()
     kafka = ScriptedKafka(stopping, *batches)
+    kafka.prefetched = prefetched
     flaky = FlakyStore(store, failing)
-    dead_letters = DeadLetters()
+    dead_letters = DeadLetters(dlq_refuses)
     consumer = EventConsumer(
         cast(Consumer, kafka),
         Subscription(group_id="test", topic=TOPIC, dlq_topic="dlq"),
         store=flaky,
         decoders=DECODERS,
         dead_letters=dead_letters,
-        tuning=Settings(
-            retry_attempts=3, retry_backoff_s=0.001, batch_size=batch_size
-        ).consumer_tuning(),
+        # Waits of a few milliseconds at most, so a long outage takes little of the test's time.
+        tuning=replace(
+            Settings(batch_size=batch_size).consumer_tuning(), retry=RetryPolicy(3, 0.001, 0.005)
+        ),
         clock=lambda: NOW,
     )
+    if holder is not None:
+        holder.append(consumer)
     consumer.run(stopping)
     assert kafka.closed
     return consumer, kafka, flaky, dead_letters
@@ -153,7 +201,7 @@ def test_a_batch_is_one_store_transaction_and_stores_one_offset_per_partition(
     assert flaky.batches == [4]
     assert kafka.stored == [[(TOPIC, 0, 13), (TOPIC, 1, 5)]]
     assert counts(consumer) == {"applied": 3, "duplicates": 1}
-    account = store.get("u1")
+    account = store.get(uid("u1"))
     assert account is not None
     assert (account.create_time, account.update_time) == (T0, NOW)
 
@@ -191,8 +239,8 @@ def test_poison_records_are_dead_lettered_in_order_and_the_rest_applied_together
     assert [record.key for record in dead_letters.records] == [b"poison-0-1", b"poison-1-0"]
     why = [header_values(record.headers) for record in dead_letters.records]
     assert [w["herald.dlq.error.message"] for w in why] == [
-        "unknown ce_type 'herald.users.v1.Nope'",
-        "no ce_type header",
+        "unknown ce_type b'herald.users.v1.Nope'",
+        "no ce_specversion 1.0 header",
     ]
     assert [(w["herald.dlq.partition"], w["herald.dlq.offset"]) for w in why] == [
         ("0", "1"),
@@ -200,16 +248,15 @@ def test_poison_records_are_dead_lettered_in_order_and_the_rest_applied_together
     ]
 
 
-def test_ce_type_is_read_as_before_when_it_is_not_plain(store: SqliteAccountStore) -> None:
+def test_the_last_copy_of_a_header_counts_as_text_or_bytes(store: SqliteAccountStore) -> None:
     record = event("u1", 0, 0)
     headers = cast(Headers, record.headers())
-    # The last ce_type that is text wins; one that is not UTF-8 is left out.
     record.set_headers([*headers, ("ce_type", b"\xff\xfe")])
     text = event("u2", 0, 1)  # headers given as str, not bytes
     text.set_headers([(name, _text(value)) for name, value in cast(Headers, text.headers())])
     consumer, _, _, dead_letters = run(store, [record, text])
-    assert counts(consumer) == {"applied": 2}
-    assert not dead_letters.records
+    assert counts(consumer) == {"applied": 1, "dead_lettered": 1}
+    assert [r.key for r in dead_letters.records] == [uid("u1").encode()]
 
 
 def _text(value: str | bytes | None) -> str | None:
@@ -232,23 +279,88 @@ def test_a_batch_past_its_retries_is_applied_record_by_record_and_only_what_fail
     store: SqliteAccountStore,
 ) -> None:
     def holds_u2(events: Sequence[DecodedEvent]) -> bool:
-        return any(d.account.user_id == "u2" for d in events)
+        return any(d.account.user_id == uid("u2") for d in events)
 
     consumer, kafka, flaky, dead_letters = run(
         store,
         [event("u1", 0, 0), event("u2", 0, 1), event("u3", 1, 0)],
         failing=holds_u2,
     )
-    # Three tries of the batch, then u1 once, u2 three times, u3 once.
+    # Three tries of the batch, then u1 once, u2 three times, u3 once: u2 failed while the
+    # store took u1 and u3, then while it answered pings.
     assert flaky.batches == [3, 3, 3, 1, 1, 1, 1, 1]
-    assert counts(consumer) == {"applied": 2, "dead_lettered": 1, "retries": 4}
-    assert [record.key for record in dead_letters.records] == [b"u2"]
+    assert counts(consumer) == {"applied": 2, "dead_lettered": 1, "retries": 5}
+    assert (kafka.pauses, consumer.status().pauses, consumer.status().paused_reason) == (1, 1, "")
+    assert [record.key for record in dead_letters.records] == [uid("u2").encode()]
     assert header_values(dead_letters.records[0].headers)["herald.dlq.error.class"] == (
         "StoreUnavailableError"
     )
-    assert store.get("u1") is not None
-    assert store.get("u3") is not None
-    assert kafka.stored == [[(TOPIC, 0, 2), (TOPIC, 1, 1)]]
+    assert store.get(uid("u1")) is not None
+    assert store.get(uid("u3")) is not None
+    assert kafka.stored[-1] == [(TOPIC, 0, 2), (TOPIC, 1, 1)]
+
+
+def test_a_store_that_is_down_holds_the_batch_paused_and_never_dead_letters_it(
+    store: SqliteAccountStore,
+) -> None:
+    """Down for many more tries than the retry policy allows: the loop keeps polling (so the
+    group keeps it), health says why it waits, and every record is applied once it is back."""
+    seen: list[tuple[bool, str]] = []
+    tries = iter(range(40))
+    holder: list[EventConsumer] = []
+
+    def down(events: Sequence[DecodedEvent]) -> bool:
+        if holder:
+            status = holder[0].status()
+            seen.append((holder[0].healthy(lag_grace_s=30), status.paused_reason))
+        return next(tries, None) is not None
+
+    batch = [event("u1", 0, 0), event("u2", 1, 0), event("u3", 0, 1)]
+    consumer, kafka, _, dead_letters = run(store, batch, failing=down, holder=holder)
+    assert not dead_letters.records
+    assert counts(consumer)["applied"] == 3
+    assert counts(consumer)["retries"] >= 15
+    assert consumer.status().pauses == 1
+    assert kafka.stored[-1] == [(TOPIC, 0, 2), (TOPIC, 1, 1)]
+    # Paused, it kept calling consume() between tries, and was unhealthy with the reason.
+    assert sum(timeout > 0 for _, timeout in kafka.consumed) >= 15
+    assert seen[5][0] is False
+    assert "account store is unavailable" in seen[5][1]
+    assert consumer.healthy(lag_grace_s=30)
+
+
+def test_a_dead_letter_topic_that_refuses_writes_holds_the_partition_until_it_takes_them(
+    store: SqliteAccountStore,
+) -> None:
+    refusals = iter(range(5))
+    batch = [event("u1", 0, 0), poison(0, 1), event("u2", 0, 2), event("u3", 1, 0)]
+    consumer, kafka, _, dead_letters = run(
+        store, batch, dlq_refuses=lambda: next(refusals, None) is not None
+    )
+    assert [record.key for record in dead_letters.records] == [b"poison-0-1"]
+    assert counts(consumer) == {"applied": 3, "dead_lettered": 1}
+    assert consumer.status().pauses == 1
+    # Partition 0 waited behind its poison record, partition 1 did not.
+    assert kafka.stored[0] == [(TOPIC, 0, 1), (TOPIC, 1, 1)]
+    assert kafka.stored[-1] == [(TOPIC, 0, 3), (TOPIC, 1, 1)]
+
+
+def test_records_handed_over_while_paused_are_read_again_after_the_hold(
+    store: SqliteAccountStore,
+) -> None:
+    """librdkafka may return records it fetched before the pause: they are dropped, and the
+    partition is sought back to the first of them when it resumes."""
+    failures = iter([True, True])
+    kafka_batches = [[event("u1", 0, 0)], [event("u2", 0, 1), event("u3", 1, 5)]]
+    consumer, kafka, _, _ = run(
+        store,
+        *kafka_batches,
+        failing=lambda events: next(failures, False),
+        batch_size=1,
+        prefetched=True,
+    )
+    assert kafka.seeks == [(0, 1), (1, 5)]
+    assert counts(consumer) == {"applied": 1, "retries": 2}
 
 
 def test_stopping_during_a_retry_stores_only_offsets_whose_records_are_all_finished(
@@ -285,7 +397,7 @@ def test_a_transient_consumer_error_is_skipped_and_a_fatal_one_ends_the_loop(
     assert kafka.stored == [[(TOPIC, 0, 1)]]
     with pytest.raises(KafkaException):
         run(store, [event("u2", 0, 1), kafka_error(fatal=True)])
-    assert store.get("u2") is None
+    assert store.get(uid("u2")) is None
 
 
 @pytest.mark.parametrize("batch_size", [0, 1_000_001])

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19herald/auth/v1/auth.proto\x12\x0eherald.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.herald.auth.v1.AccountState\x12\x15\n\rlast_event_id\x18\x06 \x01(\t\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x11GetAccountRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\">\n\x12GetAccountResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.herald.auth.v1.Account\"\x1a\n\x18GetConsumerStatusRequest\"r\n\x0fPartitionStatus\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x03\x12\x16\n\x0ehigh_watermark\x18\x04 \x01(\x03\x12\x0b\n\x03lag\x18\x05 \x01(\x03\"\xfb\x01\n\x19GetConsumerStatusResponse\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x33\n\npartitions\x18\x03 \x03(\x0b\x32\x1f.herald.auth.v1.PartitionStatus\x12\x16\n\x0e\x65vents_applied\x18\x04 \x01(\x03\x12\x1a\n\x12\x64uplicates_skipped\x18\x05 \x01(\x03\x12\x15\n\rstale_skipped\x18\x06 \x01(\x03\x12\x15\n\rdead_lettered\x18\x07 \x01(\x03\x12\x0f\n\x07retries\x18\x08 \x01(\x03\x12\x11\n\ttotal_lag\x18\t \x01(\x03*G\n\x0c\x41\x63\x63ountState\x12\x1d\n\x19\x41\x43\x43OUNT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41\x43\x43OUNT_STATE_ACTIVE\x10\x01\x32\xcc\x01\n\x0b\x41uthService\x12S\n\nGetAccount\x12!.herald.auth.v1.GetAccountRequest\x1a\".herald.auth.v1.GetAccountResponse\x12h\n\x11GetConsumerStatus\x12(.herald.auth.v1.GetConsumerStatusRequest\x1a).herald.auth.v1.GetConsumerStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19herald/auth/v1/auth.proto\x12\x0eherald.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.herald.auth.v1.AccountState\x12\x15\n\rlast_event_id\x18\x06 \x01(\t\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x11GetAccountRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\">\n\x12GetAccountResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.herald.auth.v1.Account\"\x1a\n\x18GetConsumerStatusRequest\"r\n\x0fPartitionStatus\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x03\x12\x16\n\x0ehigh_watermark\x18\x04 \x01(\x03\x12\x0b\n\x03lag\x18\x05 \x01(\x03\"\xcf\x02\n\x19GetConsumerStatusResponse\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x33\n\npartitions\x18\x03 \x03(\x0b\x32\x1f.herald.auth.v1.PartitionStatus\x12\x16\n\x0e\x65vents_applied\x18\x04 \x01(\x03\x12\x1a\n\x12\x64uplicates_skipped\x18\x05 \x01(\x03\x12\x15\n\rstale_skipped\x18\x06 \x01(\x03\x12\x15\n\rdead_lettered\x18\x07 \x01(\x03\x12\x0f\n\x07retries\x18\x08 \x01(\x03\x12\x11\n\ttotal_lag\x18\t \x01(\x03\x12\x12\n\nrebalances\x18\n \x01(\x03\x12\x0e\n\x06pauses\x18\x0b \x01(\x03\x12\x15\n\rpaused_reason\x18\x0c \x01(\t\x12\x17\n\x0f\x63ommits_refused\x18\r \x01(\x03*G\n\x0c\x41\x63\x63ountState\x12\x1d\n\x19\x41\x43\x43OUNT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41\x43\x43OUNT_STATE_ACTIVE\x10\x01\x32\xcc\x01\n\x0b\x41uthService\x12S\n\nGetAccount\x12!.herald.auth.v1.GetAccountRequest\x1a\".herald.auth.v1.GetAccountResponse\x12h\n\x11GetConsumerStatus\x12(.herald.auth.v1.GetConsumerStatusRequest\x1a).herald.auth.v1.GetConsumerStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'herald.auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCOUNTSTATE']._serialized_start=802
-  _globals['_ACCOUNTSTATE']._serialized_end=873
+  _globals['_ACCOUNTSTATE']._serialized_start=886
+  _globals['_ACCOUNTSTATE']._serialized_end=957
   _globals['_ACCOUNT']._serialized_start=79
   _globals['_ACCOUNT']._serialized_end=300
   _globals['_GETACCOUNTREQUEST']._serialized_start=302
@@ -45,7 +45,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTITIONSTATUS']._serialized_start=432
   _globals['_PARTITIONSTATUS']._serialized_end=546
   _globals['_GETCONSUMERSTATUSRESPONSE']._serialized_start=549
-  _globals['_GETCONSUMERSTATUSRESPONSE']._serialized_end=800
-  _globals['_AUTHSERVICE']._serialized_start=876
-  _globals['_AUTHSERVICE']._serialized_end=1080
+  _globals['_GETCONSUMERSTATUSRESPONSE']._serialized_end=884
+  _globals['_AUTHSERVICE']._serialized_start=960
+  _globals['_AUTHSERVICE']._serialized_end=1164
 # @@protoc_insertion_point(module_scope)

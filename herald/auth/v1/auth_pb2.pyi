@@ -212,6 +212,10 @@ class GetConsumerStatusResponse(_message.Message):
     DEAD_LETTERED_FIELD_NUMBER: _builtins.int
     RETRIES_FIELD_NUMBER: _builtins.int
     TOTAL_LAG_FIELD_NUMBER: _builtins.int
+    REBALANCES_FIELD_NUMBER: _builtins.int
+    PAUSES_FIELD_NUMBER: _builtins.int
+    PAUSED_REASON_FIELD_NUMBER: _builtins.int
+    COMMITS_REFUSED_FIELD_NUMBER: _builtins.int
     group_id: _builtins.str
     """The consumer group this instance belongs to."""
     connected: _builtins.bool
@@ -228,6 +232,16 @@ class GetConsumerStatusResponse(_message.Message):
     """Attempts repeated after a transient failure (for example a busy database)."""
     total_lag: _builtins.int
     """Sum of the partitions' lag."""
+    rebalances: _builtins.int
+    """Times the group changed this instance's partitions after it first joined."""
+    pauses: _builtins.int
+    """Times this instance paused its partitions because it could not finish a batch
+    (the database or the dead-letter topic refusing writes); it resumes by itself.
+    """
+    paused_reason: _builtins.str
+    """Why the partitions are paused now; empty while they are not."""
+    commits_refused: _builtins.int
+    """Offset commits the group refused, as after this instance lost its partitions."""
     @_builtins.property
     def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionStatus]:
         """The partitions assigned to this instance (none is normal when other members of
@@ -246,10 +260,14 @@ class GetConsumerStatusResponse(_message.Message):
         dead_lettered: _builtins.int = ...,
         retries: _builtins.int = ...,
         total_lag: _builtins.int = ...,
+        rebalances: _builtins.int = ...,
+        pauses: _builtins.int = ...,
+        paused_reason: _builtins.str = ...,
+        commits_refused: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected", b"connected", "dead_lettered", b"dead_lettered", "duplicates_skipped", b"duplicates_skipped", "events_applied", b"events_applied", "group_id", b"group_id", "partitions", b"partitions", "retries", b"retries", "stale_skipped", b"stale_skipped", "total_lag", b"total_lag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commits_refused", b"commits_refused", "connected", b"connected", "dead_lettered", b"dead_lettered", "duplicates_skipped", b"duplicates_skipped", "events_applied", b"events_applied", "group_id", b"group_id", "partitions", b"partitions", "paused_reason", b"paused_reason", "pauses", b"pauses", "rebalances", b"rebalances", "retries", b"retries", "stale_skipped", b"stale_skipped", "total_lag", b"total_lag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

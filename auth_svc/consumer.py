@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaException, Message
 
 from auth_svc.accounts import AccountStore
 from auth_svc.applying import Applier, RetryPolicy
@@ -186,7 +186,13 @@ class EventConsumer:
         # the second delivery a no-op.
         offsets = offsets_after(batch)
         if offsets:
-            self._consumer.store_offsets(offsets=offsets)
+            try:
+                self._consumer.store_offsets(offsets=offsets)
+            except KafkaException as error:
+                # The partitions went to another member meanwhile (this one was frozen past
+                # its session timeout, say): their new owner reads these records again, and
+                # the inbox makes that harmless. Committing them from here would be wrong.
+                self._status.count_commit_refused(f"offsets not stored: {error}")
 
     def _held(self, batch: list[InFlight], reason: str) -> None:
         if self._hold is None:

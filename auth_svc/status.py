@@ -112,9 +112,11 @@ class StatusBoard:
 
     def committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's on_commit callback: count the commits the group refused."""
-        if error is None or error.code() == KafkaError._NO_OFFSET:
-            return
-        logger.warning("offset commit refused: %s", error.str())
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            self.count_commit_refused(f"offset commit refused: {error.str()}")
+
+    def count_commit_refused(self, why: str) -> None:
+        logger.warning("%s", why)
         with self._lock:
             self._status = replace(self._status, commits_refused=self._status.commits_refused + 1)
 

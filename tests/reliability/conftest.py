@@ -25,6 +25,11 @@ ORDER = (
     "service_kill_rebalance",
     "poison_records",
     "hostile_grpc",
+    "oversized_record",
+    "forged_events",
+    "auth_db_outage",
+    "auth_paused",
+    "stalled_streams",
 )
 COLUMNS = (
     "name",

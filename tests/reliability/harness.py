@@ -10,7 +10,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import grpc
+
 from auth_svc.sqlite_store import SqliteAccountStore
+from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.topics import TOPICS
 from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
@@ -49,6 +52,8 @@ class Stack:
     users: ServiceProcess | None = None
     auth: ServiceProcess | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # Settings a scenario changes for both services (a shorter poll interval, say).
+    overrides: dict[str, str] = field(default_factory=dict)
 
     def start(self, relay_timeout_s: float = 3.0) -> None:
         # Herald's own topics under this scenario's names: same partitions and replication.
@@ -66,6 +71,7 @@ class Stack:
             "AUTH_DATA_DIR": str(self.folder / "auth"),
             "USERS_RELAY_TIMEOUT_S": str(relay_timeout_s),
             "LOG_LEVEL": "WARNING",
+            **self.overrides,
         }
         self.users = ServiceProcess("users_svc", env, self.folder / "users_svc.log")
         self.auth = ServiceProcess("auth_svc", env, self.folder / "auth_svc.log")
@@ -115,6 +121,14 @@ class OutboxWatch:
         with self._stack.stores() as stores:
             while not self._stopping.wait(POLL_S):
                 self.peak = max(self.peak, stores.outbox.pending_count())
+
+
+def consumer_status(target: str) -> auth_pb2.GetConsumerStatusResponse:
+    """What the auth_svc at `target` says of its consumer (GetConsumerStatus)."""
+    with grpc.insecure_channel(target) as channel:
+        return auth_pb2_grpc.AuthServiceStub(channel).GetConsumerStatus(
+            auth_pb2.GetConsumerStatusRequest(), timeout=5
+        )
 
 
 def settle(stack: Stack, name: str, acks: Sequence[Ack], timeout_s: float) -> float:
@@ -199,12 +213,17 @@ class Run:
 
 @contextmanager
 def scenario(
-    name: str, bootstrap: str, folder: Path, report: Callable[[Result], None]
+    name: str,
+    bootstrap: str,
+    folder: Path,
+    report: Callable[[Result], None],
+    env: dict[str, str] | None = None,
 ) -> Iterator[Run]:
-    """Start a stack, run the body, judge the whole history, report, and require that every
-    promise was kept (tests.reliability.oracle) and the fault shown to have happened."""
+    """Start a stack (with `env` on top of its settings), run the body, judge the whole
+    history, report, and require that every promise was kept (tests.reliability.oracle) and
+    the fault shown to have happened."""
     began = time.monotonic()
-    run = Run(Stack(bootstrap, folder))
+    run = Run(Stack(bootstrap, folder, overrides=dict(env or {})))
     run.stack.start()
     try:
         yield run

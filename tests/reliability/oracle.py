@@ -100,6 +100,14 @@ def _positive(name: str) -> Callable[[Mapping[str, object]], bool]:
     return holds
 
 
+def _over(name: str, limit: float) -> Callable[[Mapping[str, object]], bool]:
+    def holds(fault: Mapping[str, object]) -> bool:
+        value = fault.get(name)
+        return isinstance(value, int | float) and value > limit
+
+    return holds
+
+
 def _equals(name: str, value: object) -> Callable[[Mapping[str, object]], bool]:
     return lambda fault: name in fault and fault[name] == value
 
@@ -131,6 +139,28 @@ FAULT_RULES: dict[str, tuple[Rule, ...]] = {
     ),
     "poison_records": (Rule("poison was injected", _positive("injected")),),
     "hostile_grpc": (Rule("hostile calls were refused", _positive("refused")),),
+    "oversized_record": (
+        Rule("a record over the dead-letter limit was injected", _over("injected_bytes", 990_000)),
+        Rule("its dead letter says it was cut to fit", _equals("letter_truncated", True)),
+        Rule("auth_svc kept running", _equals("auth_svc_running", True)),
+    ),
+    "forged_events": (
+        Rule("forged events were injected", _positive("forged")),
+        Rule(
+            "each forgery was refused for a reason of its own",
+            lambda fault: fault.get("distinct_reasons") == fault.get("forged"),
+        ),
+    ),
+    "auth_db_outage": (
+        Rule("auth_svc's database was locked", _over("lock_s", 0)),
+        Rule("auth_svc paused its partitions meanwhile", _equals("paused_during", True)),
+        Rule("and resumed by itself", _equals("paused_after", False)),
+        Rule("without leaving its group", _equals("rebalances", 0)),
+    ),
+    "auth_paused": (
+        Rule("the other member took every partition", _equals("second_took_all", True)),
+        Rule("the frozen member saw the group move on", _positive("first_rebalances")),
+    ),
 }
 
 

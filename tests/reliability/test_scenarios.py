@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from confluent_kafka import Producer
 
-from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.config import producer_config
 from herald.kafka.records import Headers
 from herald.tools.localkafka import LocalKafka
-from tests.reliability.harness import Result, scenario
+from tests.reliability.harness import Result, consumer_status, scenario
 from tests.support import end_offsets, eventually
 
 Report = Callable[[Result], None]
@@ -90,11 +88,7 @@ def test_service_kill(single_node: LocalKafka, tmp_path: Path, report: Report) -
 
 def assigned_partitions(target: str) -> int:
     """How many partitions the auth_svc at `target` says it holds (GetConsumerStatus)."""
-    with grpc.insecure_channel(target) as channel:
-        status = auth_pb2_grpc.AuthServiceStub(channel).GetConsumerStatus(
-            auth_pb2.GetConsumerStatusRequest(), timeout=5
-        )
-    return len(status.partitions)
+    return len(consumer_status(target).partitions)
 
 
 POISON: list[tuple[bytes, bytes, Headers]] = [

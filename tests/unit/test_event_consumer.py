@@ -19,6 +19,7 @@ from auth_svc.consumer import EventConsumer, Subscription
 from auth_svc.decoders import DECODERS
 from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
+from auth_svc.status import StatusBoard
 from herald.contract.events import USERS_SVC_SOURCE
 from herald.kafka.records import Headers, Record, header_values
 from tests.support import FlakyStore, uid
@@ -100,6 +101,10 @@ class ScriptedKafka:
         return taken
 
     def store_offsets(self, *, offsets: list[TopicPartition]) -> None:
+        owned = {tp.partition for tp in self.assigned}
+        if not any(tp.partition in owned for tp in offsets):
+            # librdkafka's answer when none of the partitions is assigned any more.
+            raise KafkaException(KafkaError(KafkaError._STATE, "not assigned"))
         self.stored.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
 
     def assignment(self) -> list[TopicPartition]:
@@ -157,12 +162,15 @@ def run(
     dlq_refuses: Callable[[], bool] = lambda: False,
     prefetched: bool = False,
     holder: list[EventConsumer] | None = None,
+    kafka_holder: list[ScriptedKafka] | None = None,
 ) -> tuple[EventConsumer, ScriptedKafka, FlakyStore, DeadLetters]:
     """Run the loop until the script is used up (or `stopping` is set by someone else);
     `holder`, if given, gets the consumer before it runs."""
     stopping = stopping or threading.Event()
     kafka = ScriptedKafka(stopping, *batches)
     kafka.prefetched = prefetched
+    if kafka_holder is not None:
+        kafka_holder.append(kafka)
     flaky = FlakyStore(store, failing)
     dead_letters = DeadLetters(dlq_refuses)
     consumer = EventConsumer(
@@ -361,6 +369,37 @@ def test_records_handed_over_while_paused_are_read_again_after_the_hold(
     )
     assert kafka.seeks == [(0, 1), (1, 5)]
     assert counts(consumer) == {"applied": 1, "retries": 2}
+
+
+def test_offsets_of_partitions_lost_meanwhile_are_refused_and_counted_not_fatal(
+    store: SqliteAccountStore,
+) -> None:
+    kafka_holder: list[ScriptedKafka] = []
+
+    def group_moves_on(events: Sequence[DecodedEvent]) -> bool:
+        # While the batch is applied, the group gives its only partition to another member.
+        kafka_holder[0].assigned = [TopicPartition(TOPIC, 2)]
+        return False
+
+    consumer, kafka, _, _ = run(
+        store,
+        [event("u1", 0, 0)],
+        [event("u2", 2, 0)],
+        failing=group_moves_on,
+        batch_size=1,
+        kafka_holder=kafka_holder,
+    )
+    assert counts(consumer) == {"applied": 2}
+    assert consumer.status().commits_refused == 1
+    assert kafka.stored == [[(TOPIC, 2, 1)]]
+
+
+def test_a_commit_the_group_refuses_is_counted() -> None:
+    board = StatusBoard("g", max_lag=10, refresh_every_s=1)
+    board.committed(None, [])
+    board.committed(KafkaError(KafkaError._NO_OFFSET), [])
+    board.committed(KafkaError(KafkaError.ILLEGAL_GENERATION), [TopicPartition(TOPIC, 0, 5)])
+    assert board.snapshot().commits_refused == 1
 
 
 def test_stopping_during_a_retry_stores_only_offsets_whose_records_are_all_finished(

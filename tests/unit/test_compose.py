@@ -101,6 +101,7 @@ def test_services_wait_for_topics_and_have_health_checks_and_volumes(
         assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
         assert service["healthcheck"]["test"] == ["CMD", "herald", "health", f"127.0.0.1:{port}"]
         assert service["volumes"][0]["target"] == "/data"
+        assert service["restart"] == "on-failure"
         assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == ",".join(
             f"{b}:19092" for b in BROKERS
         )

@@ -41,15 +41,17 @@ def inject(run: Run, records: list[tuple[bytes, bytes, Headers]], **config: str 
     run.expected_dead_letters += len(records)
 
 
-def dead_letters(run: Run, count: int) -> list[dict[str, str]]:
-    """The headers of the DLQ's records, once it holds `count`."""
-    eventually(
-        lambda: sum(end_offsets(run.stack.bootstrap, run.stack.dlq).values()) >= count or None,
-        timeout_s=90,
-    )
-    return [
-        header_values(m.headers()) for m in read_topic(run.stack.bootstrap, run.stack.dlq, count)
-    ]
+def dead_letters(run: Run, count: int, timeout_s: float = 60.0) -> list[dict[str, str]]:
+    """The headers of the DLQ's records, once it holds `count` or the time is up: fewer is
+    not an error here, the oracle judges the dead letters against what was injected."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        held = sum(end_offsets(run.stack.bootstrap, run.stack.dlq).values())
+        if held >= count:
+            break
+        time.sleep(0.5)
+    letters = read_topic(run.stack.bootstrap, run.stack.dlq, held) if held else []
+    return [header_values(letter.headers()) for letter in letters]
 
 
 def test_oversized_record(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
@@ -62,8 +64,10 @@ def test_oversized_record(single_node: LocalKafka, tmp_path: Path, report: Repor
         inject(run, [(b"oversized-1", value, headers)], **{"message.max.bytes": 2_000_000})
         run.fault["injected_bytes"] = len(value)
         load.progress(100)  # the stream goes on behind it
-        [letter] = dead_letters(run, 1)
-        run.fault["letter_truncated"] = letter.get(deadletter.VALUE_TRUNCATED) == "true"
+        letters = dead_letters(run, 1)
+        run.fault["letter_truncated"] = any(
+            letter.get(deadletter.VALUE_TRUNCATED) == "true" for letter in letters
+        )
         assert run.stack.auth is not None
         run.fault["auth_svc_running"] = run.stack.auth.running()
         run.end_of_fault()
@@ -137,6 +141,16 @@ def lock_database(path: Path, seconds: float, locked: threading.Event) -> None:
         connection.close()
 
 
+def paused_within(target: str, timeout_s: float) -> bool:
+    """Whether the auth_svc at `target` says it is paused, at some point within the time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if consumer_status(target).paused_reason:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def test_auth_db_outage(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
     # A poll interval shorter than the outage: waiting without polling would be evicted.
     env = {"AUTH_MAX_POLL_INTERVAL_MS": "20000"}
@@ -154,8 +168,7 @@ def test_auth_db_outage(single_node: LocalKafka, tmp_path: Path, report: Report)
         assert locked.wait(30)
         run.fault["lock_s"] = 45.0
         load.progress(300)  # users_svc goes on; auth holds what it reads
-        during = eventually(lambda: consumer_status(auth.target).paused_reason or None)
-        run.fault["paused_during"] = bool(during)
+        run.fault["paused_during"] = paused_within(auth.target, timeout_s=30)
         holder.join()
         run.end_of_fault()
         load.progress(100)

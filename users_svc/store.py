@@ -63,7 +63,19 @@ class UserStore(Protocol):
         """
         ...
 
+    async def atomically_async(self, work: Callable[[UnitOfWork], T]) -> T:
+        """`atomically` for a coroutine, with the same guarantees: `work` runs on another
+        thread (never the caller's event loop, which goes on with other calls meanwhile) and
+        the result comes back once its changes are committed. If the caller is cancelled
+        while it waits, `work` may still run and commit.
+        """
+        ...
+
     def get_user(self, user_id: str) -> User | None: ...
+
+    async def get_user_async(self, user_id: str) -> User | None:
+        """`get_user` for a coroutine: the query runs off the caller's event loop."""
+        ...
 
     def list_users(self, after_id: str, limit: int) -> list[User]:
         """Up to `limit` users whose id sorts after `after_id`, in id order: a page, and the

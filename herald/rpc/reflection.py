@@ -65,7 +65,7 @@ class DocumentedPool:
         return getattr(self._pool, name)
 
 
-def enable_documented_reflection(service_names: Sequence[str], server: grpc.Server) -> None:
+def enable_documented_reflection(service_names: Sequence[str], server: grpc.aio.Server) -> None:
     reflection.enable_server_reflection(
         (*service_names, reflection.SERVICE_NAME),
         server,

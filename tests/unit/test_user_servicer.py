@@ -43,7 +43,7 @@ class Ids:
 
 
 class ExplodingUsers(UserApplication):
-    def get(self, user_id: str) -> users_pb2.User:  # type: ignore[override]
+    async def get(self, user_id: str) -> users_pb2.User:  # type: ignore[override]
         raise RuntimeError("secret internal detail")
 
 

@@ -9,7 +9,7 @@ each one waits on the one event every change sets, and reads its service's statu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any, TypeAlias
 
 import grpc
@@ -68,7 +68,7 @@ class HealthService(health_pb2_grpc.HealthServicer):
 
     async def Watch(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+    ) -> AsyncGenerator[health_pb2.HealthCheckResponse, None]:
         """The status now, then each change, until the client leaves or the server stops.
 
         An unknown name is SERVICE_UNKNOWN, and the stream stays open in case it becomes

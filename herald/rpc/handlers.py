@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,8 +18,6 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from herald.rpc.errors import Context, ServiceErrors
-
-logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Context], Awaitable[Any]]
 

@@ -135,18 +135,30 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
 
             arbitrary()
 
-            # Many concurrent calls, past the server's limit of 128 in progress.
-            futures = [
-                users.CreateUser.future(
-                    users_pb2.CreateUserRequest(
-                        name="Crowd", email=f"{uuid.uuid4().hex}@example.com"
-                    ),
-                    timeout=30,
+            # Many concurrent calls, past the server's limit of 128 in progress. One connection
+            # carries at most 100 at once (USERS_MAX_STREAMS_PER_CONNECTION), so the crowd
+            # comes over six, each of its own (a local subchannel pool per channel).
+            crowd = [
+                grpc.insecure_channel(
+                    stack.users.target, options=[("grpc.use_local_subchannel_pool", 1)]
                 )
-                for _ in range(600)
+                for _ in range(6)
             ]
-            for future in futures:
-                codes.append(answered(future.result))
+            try:
+                futures = [
+                    users_pb2_grpc.UserServiceStub(crowd[n % len(crowd)]).CreateUser.future(
+                        users_pb2.CreateUserRequest(
+                            name="Crowd", email=f"{uuid.uuid4().hex}@example.com"
+                        ),
+                        timeout=30,
+                    )
+                    for n in range(600)
+                ]
+                for future in futures:
+                    codes.append(answered(future.result))
+            finally:
+                for channel in crowd:
+                    channel.close()
 
         assert set(codes) <= CLEAR, set(codes) - CLEAR
         # Nobody crashed, both still serve, and memory stayed bounded.

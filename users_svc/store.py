@@ -57,9 +57,9 @@ class UserStore(Protocol):
         Everything `work` does through the unit commits together, or not at all: if it
         raises, its changes are undone and its exception reaches the caller as it was.
         `work` may share its transaction with other callers' work, and run on another
-        caller's thread: keep it short, and leave anything that must follow the commit
-        (waking the relay, say) until `atomically` has returned. Raises
-        StoreUnavailableError when the transaction cannot commit.
+        caller's thread or the store's writer thread: keep it short, and leave anything that
+        must follow the commit (waking the relay, say) until `atomically` has returned.
+        Raises StoreUnavailableError when the transaction cannot commit.
         """
         ...
 

@@ -11,7 +11,6 @@ import sys
 import threading
 
 from confluent_kafka import Consumer
-from grpc_health.v1 import health_pb2
 
 from auth_svc.consumer import EventConsumer
 from auth_svc.decoders import DECODERS
@@ -21,6 +20,7 @@ from auth_svc.sqlite_store import SqliteAccountStore
 from auth_svc.status import StatusBoard
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import begin
+from herald.rpc.health import SERVING
 from herald.rpc.server import create_server
 
 logger = logging.getLogger("auth_svc")
@@ -58,6 +58,7 @@ def main() -> int:
     server = create_server(
         address=f"[::]:{settings.grpc_port}",
         services=[auth_service(store, consumer.status)],
+        limits=settings.server_limits(),
     )
     failed = threading.Event()
 
@@ -91,7 +92,7 @@ def main() -> int:
         if stopping.is_set():
             break
     else:
-        server.set_status(health_pb2.HealthCheckResponse.SERVING)
+        server.set_status(SERVING)
         logger.info("consumer joined group %s; auth_svc is SERVING", settings.consumer_group)
         server.watch(lambda: consumer.healthy(settings.lag_grace_s), stopping, interval_s=1.0)
     stopping.wait()

@@ -63,6 +63,10 @@ class AccountStore(Protocol):
 
     def get(self, user_id: str) -> Account | None: ...
 
+    async def get_async(self, user_id: str) -> Account | None:
+        """`get` for a coroutine: the query runs off the caller's event loop."""
+        ...
+
     def applied_events(self, user_id: str) -> int:
         """How many events have been applied to this account (0 when there is none): one per
         version when each was applied exactly once."""

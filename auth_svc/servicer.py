@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import grpc
-
 from auth_svc.accounts import Account, AccountStore
 from auth_svc.status import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.rpc.errors import ServiceErrors
+from herald.rpc.errors import Context, ServiceErrors
 from herald.rpc.server import ServiceBinding
 
 ERRORS = ServiceErrors("auth.herald", store="account")
@@ -22,23 +20,23 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._consumer_status = consumer_status
 
     @ERRORS.as_status
-    def GetAccount(
-        self, request: auth_pb2.GetAccountRequest, context: grpc.ServicerContext
+    async def GetAccount(
+        self, request: auth_pb2.GetAccountRequest, context: Context
     ) -> auth_pb2.GetAccountResponse:
-        user_id = ERRORS.user_id(context, request.user_id, field="user_id")
-        account = self._store.get(user_id)
+        user_id = ERRORS.user_id(request.user_id, field="user_id")
+        account = await self._store.get_async(user_id)
         if account is None:
             ERRORS.not_found(
-                context,
                 reason="ACCOUNT_NOT_FOUND",
                 message=f"no account for user {user_id} yet",
             )
         return auth_pb2.GetAccountResponse(account=to_proto(account))
 
     @ERRORS.as_status
-    def GetConsumerStatus(
-        self, request: auth_pb2.GetConsumerStatusRequest, context: grpc.ServicerContext
+    async def GetConsumerStatus(
+        self, request: auth_pb2.GetConsumerStatusRequest, context: Context
     ) -> auth_pb2.GetConsumerStatusResponse:
+        # A snapshot under a lock the consumer holds only briefly: fine on the event loop.
         status = self._consumer_status()
         return auth_pb2.GetConsumerStatusResponse(
             group_id=status.group_id,
@@ -71,7 +69,7 @@ def auth_service(
 ) -> ServiceBinding[AuthServicer]:
     """AuthService over `store` and the consumer's status, ready for create_server."""
     servicer = AuthServicer(store, consumer_status)
-    return ServiceBinding(SERVICE_NAME, servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server)
+    return ServiceBinding(SERVICE_NAME, servicer, ERRORS)
 
 
 def to_proto(account: Account) -> auth_pb2.Account:

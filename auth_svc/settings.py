@@ -10,7 +10,7 @@ from auth_svc.consumer import ConsumerTuning, Subscription
 from herald.contract.events import USERS_SVC_SOURCE
 from herald.kafka.config import SESSION_TIMEOUT_MS
 from herald.kafka.topics import DLQ_TOPIC
-from herald.settings import ServiceSettings, setting
+from herald.settings import ServiceSettings, server_limit, setting
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,17 @@ class Settings(ServiceSettings):
     commit_interval_ms: int = setting(
         "AUTH_COMMIT_INTERVAL_MS", 5000, "how often stored offsets are committed"
     )
+
+    # The gRPC server's limits (herald.rpc.limits.ServerLimits says what each one bounds).
+    max_concurrent_rpcs: int = server_limit("AUTH", "max_concurrent_rpcs")
+    max_streams_per_connection: int = server_limit("AUTH", "max_streams_per_connection")
+    max_message_bytes: int = server_limit("AUTH", "max_message_bytes")
+    max_metadata_bytes: int = server_limit("AUTH", "max_metadata_bytes")
+    keepalive_time_s: float = server_limit("AUTH", "keepalive_time_s")
+    keepalive_timeout_s: float = server_limit("AUTH", "keepalive_timeout_s")
+    min_client_ping_interval_s: float = server_limit("AUTH", "min_client_ping_interval_s")
+    max_connection_age_s: float = server_limit("AUTH", "max_connection_age_s")
+    max_connection_age_grace_s: float = server_limit("AUTH", "max_connection_age_grace_s")
 
     @property
     def database_path(self) -> Path:

@@ -68,17 +68,10 @@ class SqliteAccountStore:
 
     def get(self, user_id: str) -> Account | None:
         with self._db.read() as connection:
-            row = connection.execute(
-                "SELECT user_id, name, email, create_time_us, version, last_event_id,"
-                " update_time_us FROM accounts WHERE user_id = ?",
-                (user_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        user_id, name, email, created, version, event_id, updated = row
-        return Account(
-            user_id, name, email, from_micros(created), version, event_id, from_micros(updated)
-        )
+            return _get_account(connection, user_id)
+
+    async def get_async(self, user_id: str) -> Account | None:
+        return await self._db.read_async(lambda connection: _get_account(connection, user_id))
 
     def applied_events(self, user_id: str) -> int:
         with self._db.read() as connection:
@@ -125,6 +118,20 @@ _INSERT_PROCESSED = (
 )
 # SQLite refuses a statement with more bound parameters than this (its default limit).
 MAX_PARAMETERS = 32766
+
+
+def _get_account(connection: sqlite3.Connection, user_id: str) -> Account | None:
+    row = connection.execute(
+        "SELECT user_id, name, email, create_time_us, version, last_event_id,"
+        " update_time_us FROM accounts WHERE user_id = ?",
+        (user_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    user_id, name, email, created, version, event_id, updated = row
+    return Account(
+        user_id, name, email, from_micros(created), version, event_id, from_micros(updated)
+    )
 
 
 def _apply_batch(

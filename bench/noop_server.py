@@ -1,7 +1,7 @@
 """The baseline server: a UserService on Herald's own server stack that does no work.
 
 `python -m bench.noop_server` serves CreateUser with one fixed user, built once, through the
-same `create_server` (thread pool, health, reflection, message limits) users_svc uses. What
+same `create_server` (grpc.aio, health, reflection, limits) users_svc uses. What
 CreateUser costs beyond this is the cost of Herald's own work: validation, the store, the
 outbox, the events.
 """
@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 import grpc
 
 from herald.lifecycle import configure_logging, shutdown_event
+from herald.rpc.errors import Context
 from herald.rpc.server import ServiceBinding, create_server
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from users_svc.servicer import SERVICE_NAME
+from users_svc.servicer import ERRORS, SERVICE_NAME
 from users_svc.settings import Settings
 
 
@@ -29,33 +30,32 @@ class NoOpUserService(users_pb2_grpc.UserServiceServicer):
         user.update_time.CopyFrom(user.create_time)
         self._response = users_pb2.CreateUserResponse(user=user)
 
-    def CreateUser(
-        self, request: users_pb2.CreateUserRequest, context: grpc.ServicerContext
+    async def CreateUser(
+        self, request: users_pb2.CreateUserRequest, context: Context
     ) -> users_pb2.CreateUserResponse:
         return self._response
 
-    def GetUser(
-        self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
+    async def GetUser(
+        self, request: users_pb2.GetUserRequest, context: Context
     ) -> users_pb2.GetUserResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
 
-    def UpdateUser(
-        self, request: users_pb2.UpdateUserRequest, context: grpc.ServicerContext
+    async def UpdateUser(
+        self, request: users_pb2.UpdateUserRequest, context: Context
     ) -> users_pb2.UpdateUserResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
 
 
 def main() -> int:
     configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))
     stopping = shutdown_event()
-    service = ServiceBinding(
-        SERVICE_NAME, NoOpUserService(), users_pb2_grpc.add_UserServiceServicer_to_server
-    )
+    service = ServiceBinding(SERVICE_NAME, NoOpUserService(), ERRORS)
+    settings = Settings.from_env()
     server = create_server(
-        address=f"[::]:{os.environ['USERS_GRPC_PORT']}",
+        address=f"[::]:{settings.grpc_port}",
         services=[service],
-        # The same admission limit as users_svc, so both refuse load the same way.
-        max_concurrent_rpcs=Settings().max_concurrent_rpcs,
+        # The same limits as users_svc, so both refuse load the same way.
+        limits=settings.server_limits(),
     )
     server.start()
     stopping.wait()

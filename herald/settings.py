@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from herald.kafka.config import ClientConfig, consumer_config, producer_config
 from herald.kafka.topics import EVENTS_TOPIC
+from herald.rpc.limits import ServerLimits
 
 T = TypeVar("T")
 S = TypeVar("S", bound="ServiceSettings")
@@ -24,6 +25,18 @@ def setting(variable: str, default: T, meaning: str, *, at_least: float | None =
     """A field read from `variable` when it is set; a number below `at_least` is raised to it."""
     metadata = {"variable": variable, "meaning": meaning, "at_least": at_least}
     return field(default=default, metadata=metadata)
+
+
+def server_limit(prefix: str, name: str) -> Any:
+    """The setting of ServerLimits' field `name`: variable `<prefix>_<NAME>`, with the field's
+    default, meaning and lower bound, so each service declares its limits in one line each."""
+    [limit] = [each for each in fields(ServerLimits) if each.name == name]
+    return setting(
+        f"{prefix}_{name.upper()}",
+        limit.default,
+        limit.metadata["meaning"],
+        at_least=limit.metadata["at_least"],
+    )
 
 
 class Declared(NamedTuple):
@@ -60,6 +73,13 @@ class ServiceSettings:
         """One setting, read as from_env reads it, without reading (or failing on) the others."""
         [each] = [each for each in fields(cls) if each.name == name]
         return _read(each, typing.get_type_hints(cls), env) if _set(each, env) else each.default
+
+    def server_limits(self) -> ServerLimits:
+        """The gRPC server's limits, from this service's fields of the same names (declared
+        with `server_limit`)."""
+        return ServerLimits(
+            **{each.name: getattr(self, each.name) for each in fields(ServerLimits)}
+        )
 
     def producer_config(self, client_id: str) -> ClientConfig:
         """Herald's producer settings, for this service's brokers."""

@@ -1,4 +1,8 @@
-"""Running servicers on a real in-process gRPC server, and reading typed error details."""
+"""Running servicers on a real in-process gRPC server, and reading typed error details.
+
+The server is Herald's own (grpc.aio, on its event loop's thread); the tests call it with
+sync grpc clients from the test's thread.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from herald.rpc.server import ServiceBinding, create_server
+from herald.rpc.limits import ServerLimits
+from herald.rpc.server import DEFAULT_LIMITS, ServiceBinding, create_server
 
 
 @contextmanager
-def serving(service: ServiceBinding[Any]) -> Iterator[grpc.Channel]:
+def serving(
+    service: ServiceBinding[Any], limits: ServerLimits = DEFAULT_LIMITS
+) -> Iterator[grpc.Channel]:
     """Start the real server stack on a free port and yield a channel to it."""
-    server = create_server(address="127.0.0.1:0", services=[service])
+    server = create_server(address="127.0.0.1:0", services=[service], limits=limits)
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:

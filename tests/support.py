@@ -110,6 +110,9 @@ class FlakyStore:
     def get(self, user_id: str) -> Account | None:
         return self.store.get(user_id)
 
+    async def get_async(self, user_id: str) -> Account | None:
+        return await self.store.get_async(user_id)
+
     def applied_events(self, user_id: str) -> int:
         return self.store.applied_events(user_id)
 

@@ -46,7 +46,7 @@ def main() -> int:
     server = create_server(
         address=f"[::]:{settings.grpc_port}",
         services=[user_service(users)],
-        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        limits=settings.server_limits(),
     )
     relay_stopping = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(relay_stopping,), name="outbox-relay")

@@ -34,37 +34,39 @@ class UserApplication:
     ) -> None:
         self._store = store
         self._events = events
-        # Called after a commit that added an event, so the relay publishes it at once.
+        # Called after a commit that added an event, so the relay publishes it at once; on the
+        # caller's event loop, so it must not block (OutboxRelay.wake sets an event).
         self._on_event = on_event
         self._clock = clock
         self._new_id = new_id
 
-    def create(self, new: NewUser) -> tuple[User, bool]:
+    async def create(self, new: NewUser) -> tuple[User, bool]:
         """The created user and True; or, for a retry of an earlier request, its user and False.
 
         Raises EmailTakenError, RequestIdReusedError, StoreUnavailableError.
         """
-        user, created = self._store.atomically(lambda unit: self._create(unit, new))
+        user, created = await self._store.atomically_async(lambda unit: self._create(unit, new))
         if created:
             self._on_event()
         return user, created
 
-    def update(self, change: UserChange) -> User:
+    async def update(self, change: UserChange) -> User:
         """The user after the change. Raises UserNotFoundError, EmailTakenError, and
         StoreUnavailableError."""
-        user, changed = self._store.atomically(lambda unit: self._update(unit, change))
+        user, changed = await self._store.atomically_async(lambda unit: self._update(unit, change))
         if changed:
             self._on_event()
         return user
 
-    def get(self, user_id: str) -> User:
-        user = self._store.get_user(user_id)
+    async def get(self, user_id: str) -> User:
+        user = await self._store.get_user_async(user_id)
         if user is None:
             raise UserNotFoundError(user_id)
         return user
 
-    # The units of work below may run on another call's thread, in a transaction shared with
-    # it (see UserStore.atomically); each returns its user and whether it recorded an event.
+    # The units of work below run on a thread of the store's, never the event loop's, in a
+    # transaction shared with other calls' units (see UserStore.atomically_async); each
+    # returns its user and whether it recorded an event.
 
     def _create(self, unit: UnitOfWork, new: NewUser) -> tuple[User, bool]:
         if new.request_id is not None:

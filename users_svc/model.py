@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from herald.contract.fields import email_problem, name_problem, normalize
+from herald.contract.fields import echoed, email_problem, name_problem, normalize
 from herald.contract.ids import event_id, uuid_problem
 
 UPDATABLE_FIELDS = ("name", "email")
@@ -121,7 +121,7 @@ def validate_change(user_id: str, name: str, email: str, paths: Iterable[str]) -
             Violation(
                 "update_mask",
                 "INVALID_UPDATE_MASK",
-                f"cannot update {', '.join(unknown)}; updatable: name, email",
+                f"cannot update {echoed(', '.join(unknown))}; updatable: name, email",
             )
         )
     if "*" in paths:

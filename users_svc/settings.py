@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herald.contract.events import USERS_SVC_SOURCE
-from herald.settings import ServiceSettings, setting
+from herald.settings import ServiceSettings, server_limit, setting
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,16 @@ class Settings(ServiceSettings):
         7 * 24 * 3600.0,
         "published outbox rows are deleted after this (7 days)",
     )
-    max_concurrent_rpcs: int = setting(
-        "USERS_MAX_CONCURRENT_RPCS",
-        128,
-        "calls in progress past which new ones get RESOURCE_EXHAUSTED",
-    )
+    # The gRPC server's limits (herald.rpc.limits.ServerLimits says what each one bounds).
+    max_concurrent_rpcs: int = server_limit("USERS", "max_concurrent_rpcs")
+    max_streams_per_connection: int = server_limit("USERS", "max_streams_per_connection")
+    max_message_bytes: int = server_limit("USERS", "max_message_bytes")
+    max_metadata_bytes: int = server_limit("USERS", "max_metadata_bytes")
+    keepalive_time_s: float = server_limit("USERS", "keepalive_time_s")
+    keepalive_timeout_s: float = server_limit("USERS", "keepalive_timeout_s")
+    min_client_ping_interval_s: float = server_limit("USERS", "min_client_ping_interval_s")
+    max_connection_age_s: float = server_limit("USERS", "max_connection_age_s")
+    max_connection_age_grace_s: float = server_limit("USERS", "max_connection_age_grace_s")
 
     @property
     def database_path(self) -> Path:

@@ -60,9 +60,17 @@ class SqliteUserStore:
         # Group-committed with concurrent calls' work: one fsync for the lot.
         return self._db.group_write(lambda connection: work(_SqliteUnitOfWork(connection)))
 
+    async def atomically_async(self, work: Callable[[UnitOfWork], T]) -> T:
+        return await self._db.group_write_async(
+            lambda connection: work(_SqliteUnitOfWork(connection))
+        )
+
     def get_user(self, user_id: str) -> User | None:
         with self._db.read() as connection:
             return _get_user(connection, user_id)
+
+    async def get_user_async(self, user_id: str) -> User | None:
+        return await self._db.read_async(lambda connection: _get_user(connection, user_id))
 
     def list_users(self, after_id: str, limit: int) -> list[User]:
         with self._db.read() as connection:

@@ -57,13 +57,25 @@ class UserStore(Protocol):
         Everything `work` does through the unit commits together, or not at all: if it
         raises, its changes are undone and its exception reaches the caller as it was.
         `work` may share its transaction with other callers' work, and run on another
-        caller's thread: keep it short, and leave anything that must follow the commit
-        (waking the relay, say) until `atomically` has returned. Raises
-        StoreUnavailableError when the transaction cannot commit.
+        caller's thread or the store's writer thread: keep it short, and leave anything that
+        must follow the commit (waking the relay, say) until `atomically` has returned.
+        Raises StoreUnavailableError when the transaction cannot commit.
+        """
+        ...
+
+    async def atomically_async(self, work: Callable[[UnitOfWork], T]) -> T:
+        """`atomically` for a coroutine, with the same guarantees: `work` runs on another
+        thread (never the caller's event loop, which goes on with other calls meanwhile) and
+        the result comes back once its changes are committed. If the caller is cancelled
+        while it waits, `work` may still run and commit.
         """
         ...
 
     def get_user(self, user_id: str) -> User | None: ...
+
+    async def get_user_async(self, user_id: str) -> User | None:
+        """`get_user` for a coroutine: the query runs off the caller's event loop."""
+        ...
 
     def list_users(self, after_id: str, limit: int) -> list[User]:
         """Up to `limit` users whose id sorts after `after_id`, in id order: a page, and the

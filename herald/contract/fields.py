@@ -22,6 +22,10 @@ _DOMAIN_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
 _ALLOWED_FORMAT_CHARACTERS = {"\u200c", "\u200d"}
 _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Co", "Cn", "Zl", "Zp"}
 
+# The most of a client's own text an error message repeats: enough to spot a typo, never
+# enough to make an answer (or a log line quoting it) as large as what was sent.
+MAX_ECHOED = 64
+
 
 def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", text.strip())
@@ -54,6 +58,11 @@ def email_problem(email: str) -> str | None:
     ):
         return "must be an address of the form name@example.com"
     return None
+
+
+def echoed(text: str) -> str:
+    """`text` as an error message may repeat it: its first MAX_ECHOED characters at most."""
+    return text if len(text) <= MAX_ECHOED else text[: MAX_ECHOED - 1] + "…"
 
 
 def _forbidden(char: str) -> bool:

@@ -1,1 +1,2 @@
-"""gRPC as both services use it: the server bootstrap, typed errors, reflection, health clients."""
+"""gRPC as both services use it: the grpc.aio server, its limits and health service, typed
+errors, reflection, and the health clients."""

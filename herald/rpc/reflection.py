@@ -8,7 +8,7 @@ to v1alpha when v1 is unimplemented.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import grpc.aio
@@ -153,32 +153,9 @@ class AsyncReflectionServicer(reflection_pb2_grpc.ServerReflectionServicer):
             yield session.answer(request)
 
 
-class SyncReflectionServicer(reflection_pb2_grpc.ServerReflectionServicer):
-    """The same answers for a thread-pool `grpc.server`, until both services run on grpc.aio."""
-
-    def __init__(self, index: SymbolIndex, service_names: Sequence[str]) -> None:
-        self._index = index
-        self._service_names = service_names
-
-    def ServerReflectionInfo(
-        self, request_iterator: Iterator[Request], context: grpc.ServicerContext
-    ) -> Iterator[Response]:
-        session = ReflectionSession(self._index, self._service_names)
-        for request in request_iterator:
-            yield session.answer(request)
-
-
-def enable_documented_reflection(
-    service_names: Sequence[str], server: grpc.Server | grpc.aio.Server
-) -> None:
-    """Serve reflection on `server` for `service_names` (reflection itself is added), with the
-    servicer that suits the server: async for a `grpc.aio` server, sync otherwise."""
+def enable_documented_reflection(service_names: Sequence[str], server: grpc.aio.Server) -> None:
+    """Serve reflection on `server` for `service_names` (reflection itself is added)."""
     names = tuple(dict.fromkeys((*service_names, SERVICE_NAME)))
-    index = documented_index(names)
-    servicer: reflection_pb2_grpc.ServerReflectionServicer
-    if isinstance(server, grpc.aio.Server):
-        servicer = AsyncReflectionServicer(index, names)
-    else:
-        servicer = SyncReflectionServicer(index, names)
+    servicer = AsyncReflectionServicer(documented_index(names), names)
     # The stubs leave this generated function untyped; it takes a sync or an aio server.
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]

@@ -1,63 +1,90 @@
-"""The gRPC server both services run: thread pool, health, reflection and a graceful stop."""
+"""The gRPC server both services run: grpc.aio on an event loop of its own, the limits, health,
+reflection and a graceful stop.
+
+A sync grpc server waits for each call's request on one of its worker threads, so a client
+opening streams that send headers and never a message ties up every worker, and every other
+call (health checks too) waits behind them. On grpc.aio a call waiting for its request is a
+coroutine, not a thread; the handlers hand blocking work (SQLite) to threads of the store's.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
+from herald.rpc.errors import ServiceErrors
+from herald.rpc.handlers import CallGate, method_handlers
+from herald.rpc.health import NOT_SERVING, SERVING, HealthService, Status
+from herald.rpc.health import SERVICE_NAME as HEALTH_SERVICE
+from herald.rpc.limits import ServerLimits
 from herald.rpc.reflection import enable_documented_reflection
 
 logger = logging.getLogger(__name__)
 
 S = TypeVar("S")
+T = TypeVar("T")
 
-# Messages above this size are refused with RESOURCE_EXHAUSTED before they reach a servicer.
-MAX_MESSAGE_BYTES = 1024 * 1024
+DEFAULT_LIMITS = ServerLimits()
 
 
-@dataclass
+@dataclass(frozen=True)
+class ServiceBinding(Generic[S]):
+    """A servicer, the full name of the service it implements (its descriptor lists the
+    methods to serve; health and reflection know the service by it), and the service's typed
+    errors (a call refused by the server itself is refused in the service's domain)."""
+
+    name: str
+    servicer: S
+    errors: ServiceErrors
+
+
 class GrpcServer:
-    """A started-or-startable server, the port it bound and its health service."""
+    """A server on its event loop's thread. Every method may be called from any other thread:
+    the composition root's, the health watch's, a consumer's."""
 
-    server: grpc.Server
-    port: int
-    health: health.HealthServicer
-    service_names: Sequence[str]
+    def __init__(
+        self, loop: _LoopThread, server: grpc.aio.Server, port: int, health: HealthService
+    ) -> None:
+        self._loop = loop
+        self._server = server
+        self.port = port
+        self.health = health
 
     def start(self, serving: bool = True) -> None:
         """Start listening; health turns SERVING now, or later by `set_status` if not `serving`."""
-        self.server.start()
-        if serving:
-            self.set_status(health_pb2.HealthCheckResponse.SERVING)
+
+        async def start() -> None:
+            await self._server.start()
+            if serving:
+                self.health.set_all(SERVING)
+
+        self._loop.run(start())
         logger.info("gRPC server listening on port %d", self.port)
 
-    def set_status(self, status: int) -> None:
+    def set_status(self, status: Status) -> None:
         """Set the health of the server as a whole ("") and of each of its services."""
-        for name in ("", *self.service_names):
-            self.health.set(name, status)
+        self._loop.call(self.health.set_all, status)
 
     def watch(
         self, healthy: Callable[[], bool], stopping: threading.Event, interval_s: float = 2.0
     ) -> threading.Thread:
-        """Re-check `healthy` every interval and report SERVING or NOT_SERVING to match."""
+        """Re-check `healthy` every interval, on a thread of its own (it may block: a store's
+        ping, say), and report SERVING or NOT_SERVING to match."""
 
         def loop() -> None:
             was_healthy: bool | None = None
             while not stopping.wait(interval_s):
                 now_healthy = healthy()
                 if now_healthy != was_healthy:
-                    self.set_status(
-                        health_pb2.HealthCheckResponse.SERVING
-                        if now_healthy
-                        else health_pb2.HealthCheckResponse.NOT_SERVING
-                    )
+                    self.set_status(SERVING if now_healthy else NOT_SERVING)
                     if was_healthy is not None or not now_healthy:
                         logger.warning(
                             "health is now %s", "SERVING" if now_healthy else "NOT_SERVING"
@@ -70,52 +97,94 @@ class GrpcServer:
 
     def stop(self, grace_s: float) -> None:
         """Refuse new calls, give calls in flight `grace_s` to finish, then cancel them."""
-        # Health first, so load balancers and clients watching health stop sending here.
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace_s).wait()
+
+        async def stop() -> None:
+            # Health first, so load balancers and clients watching health stop sending here.
+            self.health.enter_graceful_shutdown()
+            await self._server.stop(grace_s)
+
+        self._loop.run(stop())
+        self._loop.close()
         logger.info("gRPC server stopped")
-
-
-@dataclass(frozen=True)
-class ServiceBinding(Generic[S]):
-    """A servicer, the full name of the service it implements (as health and reflection know
-    it), and the generated function that adds it to a server."""
-
-    name: str
-    servicer: S
-    add_to_server: Callable[[S, grpc.Server], None]
 
 
 def create_server(
     *,
     address: str,
     services: Sequence[ServiceBinding[Any]],
-    max_workers: int = 16,
-    max_concurrent_rpcs: int | None = None,
+    limits: ServerLimits = DEFAULT_LIMITS,
 ) -> GrpcServer:
-    """Build a server with `services`, plus health and reflection.
+    """Build a server with `services`, plus health and reflection, under `limits`.
 
     Health starts as NOT_SERVING, so a client that asks early is told to wait rather than
-    sent to a server that cannot do its job yet. Past `max_concurrent_rpcs` calls in
-    progress (running or queued for a worker), new ones get RESOURCE_EXHAUSTED at once.
+    sent to a server that cannot do its job yet. Past `limits.max_concurrent_rpcs` calls of
+    the services in progress, new ones get RESOURCE_EXHAUSTED at once; health and reflection
+    stay outside that count, so a full server still answers its health checks.
     """
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        maximum_concurrent_rpcs=max_concurrent_rpcs,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
-    )
+    loop = _LoopThread()
+    try:
+        server, port, health_service = loop.run(_build(address, services, limits))
+    except BaseException:
+        loop.close()
+        raise
+    return GrpcServer(loop, server, port, health_service)
+
+
+async def _build(
+    address: str, services: Sequence[ServiceBinding[Any]], limits: ServerLimits
+) -> tuple[grpc.aio.Server, int, HealthService]:
+    # Built on the loop it will run on: grpc.aio binds a server to the running loop.
+    server = grpc.aio.server(options=limits.options())
+    # One gate for all the services: the limit is the server's.
+    gate = CallGate(limits.max_concurrent_rpcs)
     for service in services:
-        service.add_to_server(service.servicer, server)
+        handlers = method_handlers(service.name, service.servicer, service.errors, gate)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service.name, handlers),)
+        )
+        server.add_registered_method_handlers(service.name, handlers)
     service_names = [service.name for service in services]
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    enable_documented_reflection((*service_names, health.SERVICE_NAME), server)
+    health_service = HealthService(["", *service_names, HEALTH_SERVICE])
+    health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
+    enable_documented_reflection((*service_names, HEALTH_SERVICE), server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
-    grpc_server = GrpcServer(server, port, health_servicer, service_names)
-    grpc_server.set_status(health_pb2.HealthCheckResponse.NOT_SERVING)
-    return grpc_server
+    return server, port, health_service
+
+
+class _LoopThread:
+    """An asyncio event loop running on a daemon thread of its own."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="grpc-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the loop and wait for its result (from another thread)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def call(self, function: Callable[..., object], *args: object) -> None:
+        """Have the loop call `function` soon; nothing, once the loop is closed."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(function, *args)
+
+    def close(self) -> None:
+        """Stop the loop, finishing what is left on it, and wait for its thread."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            # As asyncio.run ends a loop: cancel what is left, then close.
+            left = asyncio.all_tasks(self.loop)
+            for task in left:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()

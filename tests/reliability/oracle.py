@@ -108,6 +108,14 @@ def _over(name: str, limit: float) -> Callable[[Mapping[str, object]], bool]:
     return holds
 
 
+def _under(name: str, limit: float) -> Callable[[Mapping[str, object]], bool]:
+    def holds(fault: Mapping[str, object]) -> bool:
+        value = fault.get(name)
+        return isinstance(value, int | float) and value < limit
+
+    return holds
+
+
 def _equals(name: str, value: object) -> Callable[[Mapping[str, object]], bool]:
     return lambda fault: name in fault and fault[name] == value
 
@@ -156,6 +164,11 @@ FAULT_RULES: dict[str, tuple[Rule, ...]] = {
         Rule("auth_svc paused its partitions meanwhile", _equals("paused_during", True)),
         Rule("and resumed by itself", _equals("paused_after", False)),
         Rule("without leaving its group", _equals("rebalances", 0)),
+    ),
+    "stalled_streams": (
+        Rule("streams were stalled", _positive("stalled_streams")),
+        Rule("and stayed open the whole time", _equals("still_open", True)),
+        Rule("while health checks answered within 2 s", _under("slowest_check_s", 2.0)),
     ),
     "auth_paused": (
         Rule("the other member took every partition", _equals("second_took_all", True)),

@@ -3,6 +3,7 @@ bounded memory."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.rpc.client import SERVING, health_status
 from herald.tools.localkafka import LocalKafka
 from herald.users.v1 import users_pb2, users_pb2_grpc
+from tests.h2_support import RawConnection
 from tests.reliability.harness import Result, scenario
 from tests.reliability.load import Ledger
 
@@ -135,18 +137,30 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
 
             arbitrary()
 
-            # Many concurrent calls, past the server's limit of 128 in progress.
-            futures = [
-                users.CreateUser.future(
-                    users_pb2.CreateUserRequest(
-                        name="Crowd", email=f"{uuid.uuid4().hex}@example.com"
-                    ),
-                    timeout=30,
+            # Many concurrent calls, past the server's limit of 128 in progress. One connection
+            # carries at most 100 at once (USERS_MAX_STREAMS_PER_CONNECTION), so the crowd
+            # comes over six, each of its own (a local subchannel pool per channel).
+            crowd = [
+                grpc.insecure_channel(
+                    stack.users.target, options=[("grpc.use_local_subchannel_pool", 1)]
                 )
-                for _ in range(600)
+                for _ in range(6)
             ]
-            for future in futures:
-                codes.append(answered(future.result))
+            try:
+                futures = [
+                    users_pb2_grpc.UserServiceStub(crowd[n % len(crowd)]).CreateUser.future(
+                        users_pb2.CreateUserRequest(
+                            name="Crowd", email=f"{uuid.uuid4().hex}@example.com"
+                        ),
+                        timeout=30,
+                    )
+                    for n in range(600)
+                ]
+                for future in futures:
+                    codes.append(answered(future.result))
+            finally:
+                for channel in crowd:
+                    channel.close()
 
         assert set(codes) <= CLEAR, set(codes) - CLEAR
         # Nobody crashed, both still serve, and memory stayed bounded.
@@ -158,3 +172,33 @@ def test_hostile_grpc(single_node: LocalKafka, tmp_path: Path, report: Report) -
         # The fault's evidence; that no partial user was left (every stored user has its event
         # applied in auth) is the scenario's closing check.
         run.fault["refused"] = len(codes) - codes.count(grpc.StatusCode.OK)
+
+
+def test_stalled_streams(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
+    """200 streams over 8 connections send their headers and never a message, while the
+    stream of real calls goes on against the same users_svc."""
+    with scenario("stalled_streams", single_node.bootstrap_servers, tmp_path, report) as run:
+        users = run.stack.users
+        assert users is not None
+        load = run.stream()
+        load.progress(100)
+        stalled = [RawConnection(users.port, stalled=25) for _ in range(8)]
+        try:
+            for connection in stalled:
+                connection.read(for_s=0.05)
+            run.fault["stalled_streams"] = 25 * len(stalled)
+            slowest = 0.0
+            for _ in range(10):
+                began = time.monotonic()
+                answered = health_status(users.target, timeout_s=2.0) == SERVING
+                slowest = max(slowest, time.monotonic() - began if answered else float("inf"))
+                load.progress(50)  # real calls are answered meanwhile, or this times out
+            for connection in stalled:
+                connection.read(for_s=0.05)
+            run.fault["still_open"] = all(c.ended_streams() == [] for c in stalled)
+            run.fault["slowest_check_s"] = round(slowest, 3)
+        finally:
+            for connection in stalled:
+                connection.socket.close()
+        run.end_of_fault()
+        load.progress(100)

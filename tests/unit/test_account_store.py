@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import tempfile
 from datetime import UTC, datetime
@@ -50,6 +51,8 @@ def test_applies_and_round_trips_an_account(store: SqliteAccountStore) -> None:
     assert store.apply(account(1), "created", HERE) is Outcome.APPLIED
     assert store.get("u1") == account(1)
     assert store.get("nobody") is None
+    assert asyncio.run(store.get_async("u1")) == account(1)
+    assert asyncio.run(store.get_async("nobody")) is None
 
 
 def test_the_same_event_twice_is_applied_once(store: SqliteAccountStore) -> None:

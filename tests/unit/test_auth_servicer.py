@@ -8,13 +8,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from auth_svc.accounts import Account, RecordPosition
 from auth_svc.servicer import auth_service
 from auth_svc.sqlite_store import SqliteAccountStore
 from auth_svc.status import ConsumerStatus, PartitionLag
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.grpc_support import serving
+from tests.grpc_support import error_details, serving
 
 STATUS = ConsumerStatus(
     group_id="auth-svc",
@@ -72,6 +73,9 @@ def test_a_user_id_that_is_no_uuid_is_invalid_argument(
         stub.GetAccount(auth_pb2.GetAccountRequest(user_id=bad), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert len(caught.value.details() or "") < 100
+    info = error_details(caught.value)["ErrorInfo"]
+    assert isinstance(info, error_details_pb2.ErrorInfo)
+    assert (info.domain, info.reason) == ("auth.herald", "INVALID_USER_ID")
 
 
 def test_consumer_status_reports_partitions_lag_and_counters(

@@ -3,6 +3,7 @@ COMMIT, each unit of work in its own savepoint, and every caller gets its own an
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -203,3 +204,137 @@ def test_commits_leave_checkpoints_to_a_background_thread(db: Database) -> None:
         )
     eventually(lambda: db.path.stat().st_size > main_file + 1_000_000 or None, timeout_s=10)
     assert len(names(db)) == 2000
+
+
+# --- coroutines: submit_async ---
+
+
+def on_thread(name: str, threads: dict[str, str]) -> Work:
+    """Insert `name`, noting the thread the work ran on."""
+
+    def work(connection: sqlite3.Connection) -> str:
+        threads[name] = threading.current_thread().name
+        return str(insert(name)(connection))
+
+    return work
+
+
+async def queue_behind_held_writer(db: Database, works: Sequence[Work]) -> list[Any]:
+    """Submit every work from coroutines while the writer is held, so they all queue; then
+    let it go. What each returned or raised, in order."""
+    with db.write():
+        tasks = [asyncio.ensure_future(db.group_write_async(work)) for work in works]
+        while db.queued_writes() < len(works):
+            await asyncio.sleep(0.005)
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_coroutines_queued_together_commit_as_one_group_on_the_writer_thread(
+    db: Database, tmp_path: Path
+) -> None:
+    outside = sqlite.connect(tmp_path / "db.sqlite3")
+    threads: dict[str, str] = {}
+
+    def counted(name: str) -> Work:
+        def work(connection: sqlite3.Connection) -> int:
+            on_thread(name, threads)(connection)
+            return int(outside.execute("SELECT count(*) FROM items").fetchone()[0])
+
+        return work
+
+    loop_thread = threading.current_thread().name
+    outcomes = asyncio.run(queue_behind_held_writer(db, [counted(f"i-{n}") for n in range(32)]))
+    # One uncommitted transaction for all 32: none saw another's row from outside.
+    assert outcomes == [0] * 32
+    assert len(names(db)) == 32
+    # No thread per call: every unit ran on the one writer thread, none on the loop's.
+    assert {name.rsplit("_", 1)[0] for name in threads.values()} == {"group-commit"}
+    assert loop_thread not in threads.values()
+
+
+def test_threads_and_coroutines_share_one_queue(db: Database) -> None:
+    async def both() -> tuple[list[Any], list[Any]]:
+        threaded: list[Any] = []
+        with db.write():
+            tasks = [
+                asyncio.ensure_future(db.group_write_async(insert(f"a-{n}"))) for n in range(8)
+            ]
+            workers = [
+                threading.Thread(
+                    target=lambda n=n: threaded.append(db.group_write(insert(f"t-{n}")))
+                )
+                for n in range(8)
+            ]
+            for worker in workers:
+                worker.start()
+            while db.queued_writes() < 16:
+                await asyncio.sleep(0.005)
+        awaited = await asyncio.gather(*tasks)
+        for worker in workers:
+            await asyncio.to_thread(worker.join)
+        return awaited, threaded
+
+    awaited, threaded = asyncio.run(both())
+    assert awaited == [f"a-{n}" for n in range(8)]
+    assert sorted(threaded) == [f"t-{n}" for n in range(8)]
+    assert len(names(db)) == 16
+
+
+def test_a_coroutine_gets_its_own_units_error_and_a_failed_commit_fails_them_all(
+    db: Database,
+) -> None:
+    mine = ValueError("this unit's own error")
+
+    def raises(connection: sqlite3.Connection) -> None:
+        raise mine
+
+    def orphan(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO children (id, parent) VALUES (1, 42)")
+
+    outcomes = asyncio.run(queue_behind_held_writer(db, [insert("a"), raises, insert("b")]))
+    assert outcomes == ["a", mine, "b"]
+    outcomes = asyncio.run(queue_behind_held_writer(db, [insert("c"), orphan]))
+    assert [type(outcome) for outcome in outcomes] == [StoreUnavailableError] * 2
+    assert names(db) == {"a", "b"}
+
+
+def test_a_cancelled_caller_leaves_the_others_alone_and_its_work_may_still_commit(
+    db: Database,
+) -> None:
+    async def cancel_one() -> list[Any]:
+        with db.write():
+            tasks = [
+                asyncio.ensure_future(db.group_write_async(insert(f"i-{n}"))) for n in range(4)
+            ]
+            while db.queued_writes() < 4:
+                await asyncio.sleep(0.005)
+            tasks[1].cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(cancel_one())
+    assert isinstance(outcomes[1], asyncio.CancelledError)
+    assert [outcomes[0], *outcomes[2:]] == ["i-0", "i-2", "i-3"]
+    assert names(db) == {"i-0", "i-1", "i-2", "i-3"}
+
+
+def test_reads_from_a_coroutine_run_on_the_database_s_read_threads(db: Database) -> None:
+    db.group_write(insert("a"))
+
+    def read(connection: sqlite3.Connection) -> tuple[str, list[str]]:
+        rows = [row[0] for row in connection.execute("SELECT name FROM items")]
+        return threading.current_thread().name, rows
+
+    async def many() -> list[tuple[str, list[str]]]:
+        return await asyncio.gather(*(db.read_async(read) for _ in range(20)))
+
+    answers = asyncio.run(many())
+    assert {rows[0] for _, rows in answers} == {"a"}
+    assert {thread.rsplit("_", 1)[0] for thread, _ in answers} == {"sqlite-read"}
+    assert len({thread for thread, _ in answers}) <= sqlite.database.READ_THREADS
+
+
+def test_after_close_a_coroutine_s_write_is_store_unavailable(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.sqlite3", SCHEMA)
+    db.close()
+    with pytest.raises(StoreUnavailableError):
+        asyncio.run(db.group_write_async(insert("late")))

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from herald.contract.fields import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, normalize
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from tests.grpc_support import serving
+from tests.grpc_support import error_details, serving
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
 from users_svc.model import InvalidRequestError, validate_new_user
@@ -85,7 +86,7 @@ def test_arbitrary_strings_through_the_rpc_get_a_clear_status() -> None:
 def test_invalid_utf8_on_the_wire_is_refused_and_the_server_carries_on() -> None:
     with user_service() as (stub, channel):
         # Field 1 (name), wire type 2, three bytes that are not UTF-8: protobuf refuses to
-        # parse it, so the call fails before reaching the servicer.
+        # parse it, so the call is refused before reaching the servicer, in its domain.
         raw = channel.unary_unary(
             "/herald.users.v1.UserService/CreateUser",
             request_serializer=lambda body: body,
@@ -93,5 +94,8 @@ def test_invalid_utf8_on_the_wire_is_refused_and_the_server_carries_on() -> None
         )
         with pytest.raises(grpc.RpcError) as caught:
             raw(b"\x0a\x03\xff\xfe\xfd", timeout=5)
-        assert caught.value.code() in {grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT}
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        info = error_details(caught.value)["ErrorInfo"]
+        assert isinstance(info, error_details_pb2.ErrorInfo)
+        assert (info.domain, info.reason) == ("users.herald", "MALFORMED_REQUEST")
         stub.CreateUser(users_pb2.CreateUserRequest(name="Ada", email="ada@example.com"), timeout=5)

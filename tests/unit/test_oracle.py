@@ -35,6 +35,21 @@ GOOD_FAULTS: dict[str, dict[str, object]] = {
     },
     "poison_records": {"injected": 2},
     "hostile_grpc": {"refused": 150},
+    "oversized_record": {
+        "injected_bytes": 1_040_000,
+        "letter_truncated": True,
+        "auth_svc_running": True,
+    },
+    "forged_events": {"forged": 8, "distinct_reasons": 8},
+    "auth_db_outage": {
+        "lock_s": 45.0,
+        "paused_during": True,
+        "rebalances": 0,
+        "pauses": 1,
+        "paused_after": False,
+    },
+    "auth_paused": {"second_took_all": True, "first_rebalances": 1, "commits_refused": 0},
+    "stalled_streams": {"stalled_streams": 200, "still_open": True, "slowest_check_s": 0.02},
 }
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool
-from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from herald.rpc.reflection import SERVICE_NAME
-from herald.rpc.server import ServiceBinding, create_server
+from herald.rpc.server import create_server
 from tests.reflection_support import (
     SERVICES,
     Request,
@@ -25,6 +25,10 @@ from tests.reflection_support import (
     run,
     symbol,
 )
+from users_svc.application import UserApplication
+from users_svc.events import EventRecordFactory
+from users_svc.servicer import user_service
+from users_svc.sqlite_store import SqliteUserStore
 
 USERS = "herald/users/v1/users.proto"
 AUTH = "herald/auth/v1/auth.proto"
@@ -194,10 +198,10 @@ def test_thousands_of_requests_on_one_stream_are_all_answered() -> None:
     run(test)
 
 
-def test_a_sync_server_answers_the_same_way() -> None:
-    """The services still run the thread-pool server; it gets the sync servicer."""
-    nothing = ServiceBinding("x.v1.S", None, lambda _servicer, _server: None)
-    server = create_server(address="127.0.0.1:0", services=[nothing])
+def test_the_services_server_answers_through_it(tmp_path: Path) -> None:
+    """create_server, as both services start it, serves this reflection."""
+    users = UserApplication(SqliteUserStore(tmp_path / "u.sqlite3"), EventRecordFactory("e", "/t"))
+    server = create_server(address="127.0.0.1:0", services=[user_service(users)])
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -209,5 +213,5 @@ def test_a_sync_server_answers_the_same_way() -> None:
     finally:
         server.stop(0)
     names = [service.name for service in listed.list_services_response.service]
-    assert names == ["x.v1.S", health.SERVICE_NAME, SERVICE_NAME]
+    assert names == ["herald.users.v1.UserService", "grpc.health.v1.Health", SERVICE_NAME]
     assert "Creates a user" in comments(files_of(method)[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,20 @@ class TestUsers:
             "r1", "f1", "u1"
         )
         assert store.atomically(lambda unit: unit.find_request("r2")) is None
+
+    def test_the_async_siblings_write_and_read_the_same_rows(self, store: SqliteUserStore) -> None:
+        async def round_trip() -> tuple[User | None, User | None]:
+            await store.atomically_async(lambda unit: unit.add_user(user(), None))
+            return await store.get_user_async("u1"), await store.get_user_async("u2")
+
+        assert asyncio.run(round_trip()) == (user(), None)
+        assert store.get_user("u1") == user()
+        with pytest.raises(EmailTakenError):
+            asyncio.run(
+                store.atomically_async(
+                    lambda unit: unit.add_user(user("u2", "ADA@example.com"), None)
+                )
+            )
 
     def test_emails_are_unique_whatever_their_case(self, store: SqliteUserStore) -> None:
         add(store, user("u1", "Ada@Example.com"))

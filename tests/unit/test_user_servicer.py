@@ -43,7 +43,7 @@ class Ids:
 
 
 class ExplodingUsers(UserApplication):
-    def get(self, user_id: str) -> users_pb2.User:  # type: ignore[override]
+    async def get(self, user_id: str) -> users_pb2.User:  # type: ignore[override]
         raise RuntimeError("secret internal detail")
 
 
@@ -223,6 +223,49 @@ class TestGetUser:
             assert caught.value.code() == grpc.StatusCode.INTERNAL
             assert "secret" not in (caught.value.details() or "")
             assert "incident" in (caught.value.details() or "")
+
+
+class TestNoEcho:
+    """What a client sent comes back in an error message 64 characters at most."""
+
+    LONG = 20_000
+
+    def assert_not_echoed(self, call: object, *sent: str) -> None:
+        with pytest.raises(grpc.RpcError) as caught:
+            call()  # type: ignore[operator]
+        texts = [caught.value.details() or ""]
+        bad_request = error_details(caught.value).get("BadRequest")
+        if isinstance(bad_request, error_details_pb2.BadRequest):
+            texts += [v.description for v in bad_request.field_violations]
+        for text in texts:
+            for value in sent:
+                assert value[:65] not in text
+            assert len(text) < 600
+
+    def test_create_user(self, stub: users_pb2_grpc.UserServiceStub) -> None:
+        name, email, request_id = "N" * self.LONG, "E" * self.LONG + "@x.io", "R" * self.LONG
+        self.assert_not_echoed(lambda: create(stub, name, email, request_id), name, email)
+
+    def test_update_user_with_a_20_kb_id(self, stub: users_pb2_grpc.UserServiceStub) -> None:
+        user = users_pb2.User(id="I" * self.LONG, name="N" * self.LONG)
+        code, reason, _ = failure(lambda: update(stub, user, "name"))
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_USER_ID")
+        self.assert_not_echoed(lambda: update(stub, user, "name"), user.id, user.name)
+
+    def test_update_user_with_long_unknown_mask_paths(
+        self, stub: users_pb2_grpc.UserServiceStub
+    ) -> None:
+        paths = ["P" * self.LONG, "Q" * self.LONG]
+        user = users_pb2.User(id=USER_1, name="Ada")
+        code, reason, _ = failure(lambda: update(stub, user, *paths))
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_UPDATE_MASK")
+        self.assert_not_echoed(lambda: update(stub, user, *paths), *paths)
+
+    def test_a_reused_request_id(self, stub: users_pb2_grpc.UserServiceStub) -> None:
+        create(stub, "Ada", "ada@example.com", REQUEST_ID)
+        self.assert_not_echoed(
+            lambda: create(stub, "E" * 200, "eve@example.com", REQUEST_ID), REQUEST_ID, "E" * 200
+        )
 
 
 class TestUpdateUser:

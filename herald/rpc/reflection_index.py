@@ -20,6 +20,7 @@ from functools import cache
 from importlib import resources
 
 from google.protobuf import descriptor_pb2, descriptor_pool
+from google.rpc import error_details_pb2
 
 # Imported for their side effect: it puts health's and reflection's own files in the
 # default pool, so those services resolve even if nothing else imported them yet.
@@ -169,4 +170,7 @@ def documented_index(service_names: tuple[str, ...]) -> SymbolIndex:
             # cannot be described, as with the stock servicer.
             continue
     documented = documented_files()
-    return build_index(gather_files([*documented, *service_files], documented))
+    # The error details Herald's statuses carry: a client that reads them through reflection
+    # (grpcurl does) shows ErrorInfo, BadRequest and RetryInfo decoded, not as raw bytes.
+    details = error_details_pb2.DESCRIPTOR.name
+    return build_index(gather_files([*documented, *service_files, details], documented))

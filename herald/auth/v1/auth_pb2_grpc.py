@@ -54,9 +54,11 @@ class AuthServiceServicer:
     """
 
     def GetAccount(self, request, context):
-        """Returns the account of one user. Errors: INVALID_ARGUMENT when user_id is
-        empty, NOT_FOUND when no event for that user has been applied yet (accounts
-        appear shortly after CreateUser returns, not at the same instant).
+        """Returns the account of one user. Errors: INVALID_ARGUMENT (INVALID_USER_ID)
+        when user_id is not a canonical UUID, NOT_FOUND (ACCOUNT_NOT_FOUND) when no
+        event for that user has been applied yet (accounts appear shortly after
+        CreateUser returns, not at the same instant); RESOURCE_EXHAUSTED
+        (TOO_MANY_CALLS) while the server is at its limit of calls in progress.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

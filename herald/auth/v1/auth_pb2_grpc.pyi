@@ -36,9 +36,11 @@ class AuthServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     GetAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]
-    """Returns the account of one user. Errors: INVALID_ARGUMENT when user_id is
-    empty, NOT_FOUND when no event for that user has been applied yet (accounts
-    appear shortly after CreateUser returns, not at the same instant).
+    """Returns the account of one user. Errors: INVALID_ARGUMENT (INVALID_USER_ID)
+    when user_id is not a canonical UUID, NOT_FOUND (ACCOUNT_NOT_FOUND) when no
+    event for that user has been applied yet (accounts appear shortly after
+    CreateUser returns, not at the same instant); RESOURCE_EXHAUSTED
+    (TOO_MANY_CALLS) while the server is at its limit of calls in progress.
     """
     GetConsumerStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetConsumerStatusRequest, _auth_pb2.GetConsumerStatusResponse]
     """Tells operators what this instance's consumer is doing: its partitions with
@@ -53,9 +55,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]  # type: ignore[assignment]
-    """Returns the account of one user. Errors: INVALID_ARGUMENT when user_id is
-    empty, NOT_FOUND when no event for that user has been applied yet (accounts
-    appear shortly after CreateUser returns, not at the same instant).
+    """Returns the account of one user. Errors: INVALID_ARGUMENT (INVALID_USER_ID)
+    when user_id is not a canonical UUID, NOT_FOUND (ACCOUNT_NOT_FOUND) when no
+    event for that user has been applied yet (accounts appear shortly after
+    CreateUser returns, not at the same instant); RESOURCE_EXHAUSTED
+    (TOO_MANY_CALLS) while the server is at its limit of calls in progress.
     """
     GetConsumerStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetConsumerStatusRequest, _auth_pb2.GetConsumerStatusResponse]  # type: ignore[assignment]
     """Tells operators what this instance's consumer is doing: its partitions with
@@ -73,9 +77,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.GetAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.GetAccountResponse, _abc.Awaitable[_auth_pb2.GetAccountResponse]]:
-        """Returns the account of one user. Errors: INVALID_ARGUMENT when user_id is
-        empty, NOT_FOUND when no event for that user has been applied yet (accounts
-        appear shortly after CreateUser returns, not at the same instant).
+        """Returns the account of one user. Errors: INVALID_ARGUMENT (INVALID_USER_ID)
+        when user_id is not a canonical UUID, NOT_FOUND (ACCOUNT_NOT_FOUND) when no
+        event for that user has been applied yet (accounts appear shortly after
+        CreateUser returns, not at the same instant); RESOURCE_EXHAUSTED
+        (TOO_MANY_CALLS) while the server is at its limit of calls in progress.
         """
 
     @_abc_1.abstractmethod

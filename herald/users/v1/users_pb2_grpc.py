@@ -33,7 +33,10 @@ class UserServiceStub:
 
     Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
     is stable and machine-readable; validation errors also carry a
-    google.rpc.BadRequest naming each bad field.
+    google.rpc.BadRequest naming each bad field. Any call may also end in
+    RESOURCE_EXHAUSTED (TOO_MANY_CALLS, with a RetryInfo) while the server is at its
+    limit of calls in progress, RESOURCE_EXHAUSTED when a message is over 1 MiB, and
+    INVALID_ARGUMENT (MALFORMED_REQUEST) when the request is not valid protobuf.
     """
 
     def __init__(self, channel):
@@ -67,7 +70,10 @@ class UserServiceServicer:
 
     Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
     is stable and machine-readable; validation errors also carry a
-    google.rpc.BadRequest naming each bad field.
+    google.rpc.BadRequest naming each bad field. Any call may also end in
+    RESOURCE_EXHAUSTED (TOO_MANY_CALLS, with a RetryInfo) while the server is at its
+    limit of calls in progress, RESOURCE_EXHAUSTED when a message is over 1 MiB, and
+    INVALID_ARGUMENT (MALFORMED_REQUEST) when the request is not valid protobuf.
     """
 
     def CreateUser(self, request, context):
@@ -78,8 +84,7 @@ class UserServiceServicer:
 
         Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
         INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
-        UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
-        the request is over 1 MiB or the server is at its concurrency limit.
+        UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,7 +92,7 @@ class UserServiceServicer:
 
     def GetUser(self, request, context):
         """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
-        empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+        not a canonical UUID, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,7 +144,10 @@ class UserService:
 
     Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
     is stable and machine-readable; validation errors also carry a
-    google.rpc.BadRequest naming each bad field.
+    google.rpc.BadRequest naming each bad field. Any call may also end in
+    RESOURCE_EXHAUSTED (TOO_MANY_CALLS, with a RetryInfo) while the server is at its
+    limit of calls in progress, RESOURCE_EXHAUSTED when a message is over 1 MiB, and
+    INVALID_ARGUMENT (MALFORMED_REQUEST) when the request is not valid protobuf.
     """
 
     @staticmethod

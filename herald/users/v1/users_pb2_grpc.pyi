@@ -34,7 +34,10 @@ class UserServiceStub:
 
     Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
     is stable and machine-readable; validation errors also carry a
-    google.rpc.BadRequest naming each bad field.
+    google.rpc.BadRequest naming each bad field. Any call may also end in
+    RESOURCE_EXHAUSTED (TOO_MANY_CALLS, with a RetryInfo) while the server is at its
+    limit of calls in progress, RESOURCE_EXHAUSTED when a message is over 1 MiB, and
+    INVALID_ARGUMENT (MALFORMED_REQUEST) when the request is not valid protobuf.
     """
 
     @_typing.overload
@@ -49,12 +52,11 @@ class UserServiceStub:
 
     Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
     INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
-    UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
-    the request is over 1 MiB or the server is at its concurrency limit.
+    UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff).
     """
     GetUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.GetUserRequest, _users_pb2.GetUserResponse]
     """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
-    empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+    not a canonical UUID, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
     """
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.UpdateUserRequest, _users_pb2.UpdateUserResponse]
     """Changes a user's name and/or email (AIP-134) and records a UserUpdated event.
@@ -74,7 +76,10 @@ class UserServiceAsyncStub(UserServiceStub):
 
     Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
     is stable and machine-readable; validation errors also carry a
-    google.rpc.BadRequest naming each bad field.
+    google.rpc.BadRequest naming each bad field. Any call may also end in
+    RESOURCE_EXHAUSTED (TOO_MANY_CALLS, with a RetryInfo) while the server is at its
+    limit of calls in progress, RESOURCE_EXHAUSTED when a message is over 1 MiB, and
+    INVALID_ARGUMENT (MALFORMED_REQUEST) when the request is not valid protobuf.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -86,12 +91,11 @@ class UserServiceAsyncStub(UserServiceStub):
 
     Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
     INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
-    UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
-    the request is over 1 MiB or the server is at its concurrency limit.
+    UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff).
     """
     GetUser: _aio.UnaryUnaryMultiCallable[_users_pb2.GetUserRequest, _users_pb2.GetUserResponse]  # type: ignore[assignment]
     """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
-    empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+    not a canonical UUID, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
     """
     UpdateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.UpdateUserRequest, _users_pb2.UpdateUserResponse]  # type: ignore[assignment]
     """Changes a user's name and/or email (AIP-134) and records a UserUpdated event.
@@ -110,7 +114,10 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every error carries a google.rpc.ErrorInfo (domain `users.herald`) whose `reason`
     is stable and machine-readable; validation errors also carry a
-    google.rpc.BadRequest naming each bad field.
+    google.rpc.BadRequest naming each bad field. Any call may also end in
+    RESOURCE_EXHAUSTED (TOO_MANY_CALLS, with a RetryInfo) while the server is at its
+    limit of calls in progress, RESOURCE_EXHAUSTED when a message is over 1 MiB, and
+    INVALID_ARGUMENT (MALFORMED_REQUEST) when the request is not valid protobuf.
     """
 
     @_abc_1.abstractmethod
@@ -126,8 +133,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT (reasons INVALID_NAME, INVALID_EMAIL,
         INVALID_REQUEST_ID, REQUEST_ID_REUSED); ALREADY_EXISTS (EMAIL_TAKEN);
-        UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff); RESOURCE_EXHAUSTED when
-        the request is over 1 MiB or the server is at its concurrency limit.
+        UNAVAILABLE (STORE_UNAVAILABLE, retry with backoff).
         """
 
     @_abc_1.abstractmethod
@@ -137,7 +143,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_users_pb2.GetUserResponse, _abc.Awaitable[_users_pb2.GetUserResponse]]:
         """Returns one user by id. Errors: INVALID_ARGUMENT (INVALID_USER_ID) when id is
-        empty, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
+        not a canonical UUID, NOT_FOUND (USER_NOT_FOUND) when no such user exists.
         """
 
     @_abc_1.abstractmethod

@@ -22,6 +22,7 @@ from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import begin
 from herald.rpc.health import SERVING
 from herald.rpc.server import create_server
+from herald.rpc.tls import address, check_listen
 
 logger = logging.getLogger("auth_svc")
 
@@ -32,6 +33,12 @@ DLQ_SEND_TIMEOUT_S = 10
 def main() -> int:
     settings = Settings.from_env()
     stopping = begin(settings.log_level)
+    try:
+        tls = settings.server_tls()
+        check_listen(settings.grpc_host, tls, bool(settings.insecure_listen))
+    except ValueError as error:  # InsecureListenError among them
+        logger.error("not starting: %s", error)
+        return 2
     store = SqliteAccountStore(settings.database_path)
     dead_letters = KafkaBatchSender(
         settings.producer_config("auth-svc-dlq"), timeout_s=DLQ_SEND_TIMEOUT_S
@@ -56,9 +63,11 @@ def main() -> int:
         status=status,
     )
     server = create_server(
-        address=f"[::]:{settings.grpc_port}",
+        address=address(settings.grpc_host, settings.grpc_port),
         services=[auth_service(store, consumer.status)],
         limits=settings.server_limits(),
+        tls=tls,
+        insecure_listen=bool(settings.insecure_listen),
     )
     failed = threading.Event()
 

@@ -15,7 +15,12 @@ from herald.settings import ServiceSettings, server_limit, setting
 
 @dataclass(frozen=True)
 class Settings(ServiceSettings):
-    grpc_port: int = setting("AUTH_GRPC_PORT", 50052, "gRPC port (all interfaces)")
+    grpc_host: str = setting(
+        "AUTH_GRPC_HOST",
+        "127.0.0.1",
+        "address the gRPC server binds; off loopback it needs TLS (or HERALD_INSECURE_LISTEN)",
+    )
+    grpc_port: int = setting("AUTH_GRPC_PORT", 50052, "gRPC port")
     consumer_group: str = setting("AUTH_CONSUMER_GROUP", "auth-svc", "Kafka consumer group")
     # Instances on one host may share the file: SQLite serialises their writes.
     data_dir: Path = setting(

@@ -11,11 +11,13 @@ import os
 import typing
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from herald.kafka.config import ClientConfig, consumer_config, producer_config
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.limits import ServerLimits
+from herald.rpc.tls import ServerTls
 
 T = TypeVar("T")
 S = TypeVar("S", bound="ServiceSettings")
@@ -59,6 +61,20 @@ class ServiceSettings:
         "SHUTDOWN_GRACE_S", 5.0, "how long calls in flight may finish after SIGTERM"
     )
     log_level: str = setting("LOG_LEVEL", "INFO", "Python logging level")
+    tls_cert_file: str = setting(
+        "HERALD_TLS_CERT_FILE", "", "the gRPC server's certificate chain (PEM); TLS when set"
+    )
+    tls_key_file: str = setting("HERALD_TLS_KEY_FILE", "", "its private key (PEM)")
+    tls_client_ca_file: str = setting(
+        "HERALD_TLS_CLIENT_CA_FILE",
+        "",
+        "CA of the client certificates every caller must present (mTLS) when set",
+    )
+    insecure_listen: int = setting(
+        "HERALD_INSECURE_LISTEN",
+        0,
+        "1 allows plaintext gRPC off loopback (TLS terminated in front, by a mesh)",
+    )
 
     @classmethod
     def from_env(cls: type[S], env: Mapping[str, str] = os.environ) -> S:
@@ -73,6 +89,15 @@ class ServiceSettings:
         """One setting, read as from_env reads it, without reading (or failing on) the others."""
         [each] = [each for each in fields(cls) if each.name == name]
         return _read(each, typing.get_type_hints(cls), env) if _set(each, env) else each.default
+
+    def server_tls(self) -> ServerTls | None:
+        """TLS for the gRPC server, when its certificate and key are set."""
+        if not self.tls_cert_file and not self.tls_key_file:
+            return None
+        if not (self.tls_cert_file and self.tls_key_file):
+            raise ValueError("set both HERALD_TLS_CERT_FILE and HERALD_TLS_KEY_FILE, or neither")
+        client_ca = Path(self.tls_client_ca_file) if self.tls_client_ca_file else None
+        return ServerTls(Path(self.tls_cert_file), Path(self.tls_key_file), client_ca)
 
     def server_limits(self) -> ServerLimits:
         """The gRPC server's limits, from this service's fields of the same names (declared

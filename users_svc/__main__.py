@@ -14,6 +14,7 @@ from datetime import timedelta
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import begin
 from herald.rpc.server import create_server
+from herald.rpc.tls import address, check_listen
 from herald.storage.errors import StoreUnavailableError
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
@@ -28,6 +29,12 @@ logger = logging.getLogger("users_svc")
 def main() -> int:
     settings = Settings.from_env()
     stopping = begin(settings.log_level)
+    try:
+        tls = settings.server_tls()
+        check_listen(settings.grpc_host, tls, bool(settings.insecure_listen))
+    except ValueError as error:  # InsecureListenError among them
+        logger.error("not starting: %s", error)
+        return 2
     store = SqliteUserStore(settings.database_path)
     sender = KafkaBatchSender(
         settings.producer_config("users-svc-relay"), timeout_s=settings.relay_timeout_s
@@ -44,9 +51,11 @@ def main() -> int:
         on_event=relay.wake,
     )
     server = create_server(
-        address=f"[::]:{settings.grpc_port}",
+        address=address(settings.grpc_host, settings.grpc_port),
         services=[user_service(users)],
         limits=settings.server_limits(),
+        tls=tls,
+        insecure_listen=bool(settings.insecure_listen),
     )
     relay_stopping = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(relay_stopping,), name="outbox-relay")

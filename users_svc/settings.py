@@ -11,7 +11,12 @@ from herald.settings import ServiceSettings, server_limit, setting
 
 @dataclass(frozen=True)
 class Settings(ServiceSettings):
-    grpc_port: int = setting("USERS_GRPC_PORT", 50051, "gRPC port (all interfaces)")
+    grpc_host: str = setting(
+        "USERS_GRPC_HOST",
+        "127.0.0.1",
+        "address the gRPC server binds; off loopback it needs TLS (or HERALD_INSECURE_LISTEN)",
+    )
+    grpc_port: int = setting("USERS_GRPC_PORT", 50051, "gRPC port")
     data_dir: Path = setting(
         "USERS_DATA_DIR", Path(".run/users-svc"), "folder of the SQLite database `users.sqlite3`"
     )

@@ -7,15 +7,19 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2
 
+from herald.rpc.tls import ClientTls, channel
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def health_status(target: str, service: str = "", timeout_s: float = 1.0) -> int | None:
+def health_status(
+    target: str, service: str = "", timeout_s: float = 1.0, tls: ClientTls | None = None
+) -> int | None:
     """The server's answer to Health/Check, or None when it does not answer."""
-    with grpc.insecure_channel(target) as channel:
+    with channel(target, tls) as connection:
         # A plain unary call: the typing stubs of HealthStub do not declare its methods.
-        check = channel.unary_unary(
+        check = connection.unary_unary(
             "/grpc.health.v1.Health/Check",
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
             response_deserializer=health_pb2.HealthCheckResponse.FromString,
@@ -36,7 +40,9 @@ _FAST_RECONNECT = [
 ]
 
 
-def wait_until_serving(target: str, timeout_s: float = 30.0, service: str = "") -> float:
+def wait_until_serving(
+    target: str, timeout_s: float = 30.0, service: str = "", tls: ClientTls | None = None
+) -> float:
     """Wait until the server's health says SERVING; return the seconds waited.
 
     It watches the health stream (Health/Watch) rather than polling Check, so it returns as
@@ -44,9 +50,9 @@ def wait_until_serving(target: str, timeout_s: float = 30.0, service: str = "") 
     """
     began = time.monotonic()
     deadline = began + timeout_s
-    with grpc.insecure_channel(target, options=_FAST_RECONNECT) as channel:
+    with channel(target, tls, options=_FAST_RECONNECT) as connection:
         # A plain stream call: the typing stubs of HealthStub do not declare its methods.
-        watch = channel.unary_stream(
+        watch = connection.unary_stream(
             "/grpc.health.v1.Health/Watch",
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
             response_deserializer=health_pb2.HealthCheckResponse.FromString,

@@ -26,6 +26,7 @@ from herald.rpc.health import NOT_SERVING, SERVING, HealthService, Status
 from herald.rpc.health import SERVICE_NAME as HEALTH_SERVICE
 from herald.rpc.limits import ServerLimits
 from herald.rpc.reflection import enable_documented_reflection
+from herald.rpc.tls import ServerTls, check_listen
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ def create_server(
     address: str,
     services: Sequence[ServiceBinding[Any]],
     limits: ServerLimits = DEFAULT_LIMITS,
+    tls: ServerTls | None = None,
+    insecure_listen: bool = False,
 ) -> GrpcServer:
     """Build a server with `services`, plus health and reflection, under `limits`.
 
@@ -120,10 +123,14 @@ def create_server(
     sent to a server that cannot do its job yet. Past `limits.max_concurrent_rpcs` calls of
     the services in progress, new ones get RESOURCE_EXHAUSTED at once; health and reflection
     stay outside that count, so a full server still answers its health checks.
+
+    With `tls`, the port speaks TLS only. Without, `address` must be loopback unless
+    `insecure_listen`: else InsecureListenError, before anything is bound.
     """
+    check_listen(address.rpartition(":")[0], tls, insecure_listen)
     loop = _LoopThread()
     try:
-        server, port, health_service = loop.run(_build(address, services, limits))
+        server, port, health_service = loop.run(_build(address, services, limits, tls))
     except BaseException:
         loop.close()
         raise
@@ -131,7 +138,10 @@ def create_server(
 
 
 async def _build(
-    address: str, services: Sequence[ServiceBinding[Any]], limits: ServerLimits
+    address: str,
+    services: Sequence[ServiceBinding[Any]],
+    limits: ServerLimits,
+    tls: ServerTls | None,
 ) -> tuple[grpc.aio.Server, int, HealthService]:
     # Built on the loop it will run on: grpc.aio binds a server to the running loop.
     server = grpc.aio.server(options=limits.options())
@@ -147,7 +157,10 @@ async def _build(
     health_service = HealthService(["", *service_names, HEALTH_SERVICE])
     health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
     enable_documented_reflection((*service_names, HEALTH_SERVICE), server)
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, tls.credentials())
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
     return server, port, health_service

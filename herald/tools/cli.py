@@ -15,7 +15,9 @@ from auth_svc.settings import Settings as AuthSettings
 from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
 from herald.lifecycle import shutdown_event
 from herald.rpc.client import SERVING, health_status
+from herald.rpc.tls import ClientTls
 from herald.settings import ServiceSettings
+from herald.tools.certs import DEFAULT_OUT, write_dev_certs
 from herald.tools.devstack import run_stack
 from herald.tools.localkafka import KafkaLaunchError, LocalKafka
 from herald.tools.replay import replay
@@ -93,7 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     health.add_argument("address", help="host:port of the server")
     health.add_argument("--service", default="", help="a service name; default: the server")
+    _tls_arguments(health)
     health.set_defaults(handler=_health)
+
+    certs = commands.add_parser("certs", help="a development CA, TLS certificates, token key")
+    certs.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    certs.set_defaults(handler=lambda args: print(*write_dev_certs(args.out), sep="\n") or 0)
 
     up = commands.add_parser("up", help="a local Kafka plus both services; Ctrl-C stops all")
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
@@ -237,8 +244,22 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """grpcurl's names for a client's TLS files; HERALD_TLS_CA_FILE and its siblings by
+    default."""
+    parser.add_argument("--cacert", type=Path, help="CA to trust: TLS when given")
+    parser.add_argument("--cert", type=Path, help="client certificate, for mTLS")
+    parser.add_argument("--key", type=Path, help="its private key")
+
+
+def _client_tls(args: argparse.Namespace) -> ClientTls | None:
+    if args.cacert is None:
+        return ClientTls.from_env()
+    return ClientTls(args.cacert, args.cert, args.key)
+
+
 def _health(args: argparse.Namespace) -> int:
-    status = health_status(args.address, args.service, timeout_s=3.0)
+    status = health_status(args.address, args.service, timeout_s=3.0, tls=_client_tls(args))
     if status == SERVING:
         print("SERVING")
         return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from herald.rpc.client import wait_until_serving
+from herald.rpc.tls import ClientTls
 
 # The variable each service reads its gRPC port from.
 PORT_VARIABLES = {"users_svc": "USERS_GRPC_PORT", "auth_svc": "AUTH_GRPC_PORT"}
@@ -50,6 +51,7 @@ class ServiceProcess:
     cpus: str | None = None
     cwd: Path | None = None
     own_session: bool = False
+    tls: ClientTls | None = None  # how to reach it when it serves TLS
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,7 +94,7 @@ class ServiceProcess:
     def wait_serving(self, timeout_s: float = 30.0) -> None:
         """Wait until its health says SERVING; stop it and raise TimeoutError if it does not."""
         try:
-            wait_until_serving(self.target, timeout_s=timeout_s)
+            wait_until_serving(self.target, timeout_s=timeout_s, tls=self.tls)
         except TimeoutError:
             self.stop(grace_s=5)
             output = self.log_text() if self.log is not None else "(its output is above)"

@@ -1,0 +1,167 @@
+"""`herald certs`: a development CA and the certificates and keys a secure local Herald needs.
+
+Under `<out>/tls/`: the CA (`ca.pem`, `ca.key`), a server certificate valid for 127.0.0.1,
+::1 and localhost (`server.pem`, `server.key`), and a client certificate for mTLS
+(`client.pem`, `client.key`). Under `<out>/jwt/`: an Ed25519 token signing key (`signing.key`)
+and the JWKS that verifies it (`jwks.json`). Keys are unencrypted PKCS#8 PEM, readable by
+the owner only: what grpc, librdkafka and the Kafka brokers' Java all read.
+
+For development only: a production CA keeps its key elsewhere, and an identity provider signs
+the tokens. Files that exist are kept, so running it twice changes nothing; without a CA,
+everything is made anew (a certificate signed by a CA that is gone is no use).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import ipaddress
+import json
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+DEFAULT_OUT = Path(".run/secure")
+VALID_FOR = dt.timedelta(days=365)
+# Where the certificates are valid: what clients dial on one host (librdkafka, like grpc,
+# checks the name it dialed against these).
+LOCAL_NAMES = ("localhost",)
+LOCAL_ADDRESSES = ("127.0.0.1", "::1")
+
+Key = ec.EllipticCurvePrivateKey
+
+
+def write_dev_certs(out: Path = DEFAULT_OUT) -> list[Path]:
+    """Make whatever is missing under `out`; return the files written."""
+    tls, jwt_dir = out / "tls", out / "jwt"
+    tls.mkdir(parents=True, exist_ok=True)
+    jwt_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if not (tls / "ca.pem").exists() or not (tls / "ca.key").exists():
+        for stale in tls.glob("*"):
+            stale.unlink()
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        written += _write(tls, "ca", ca_key, _ca_certificate(ca_key))
+    ca_key = _read_key(tls / "ca.key")
+    ca = x509.load_pem_x509_certificate((tls / "ca.pem").read_bytes())
+    server_use = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    for name, common_name, usage, local in (
+        ("server", "herald-server", server_use, True),
+        ("client", "herald-client", [ExtendedKeyUsageOID.CLIENT_AUTH], False),
+    ):
+        if not (tls / f"{name}.pem").exists():
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = _leaf(ca, ca_key, key, common_name=common_name, usage=usage, local=local)
+            written += _write(tls, name, key, cert)
+    if not (jwt_dir / "signing.key").exists():
+        written += _write_signing_key(jwt_dir)
+    return written
+
+
+def _ca_certificate(key: Key) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Herald development CA")])
+    now = dt.datetime.now(dt.UTC)
+    return (
+        _builder(name, name, key.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_usage(signs_certificates=True), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _leaf(
+    ca: x509.Certificate,
+    ca_key: Key,
+    key: Key,
+    *,
+    common_name: str,
+    usage: list[x509.ObjectIdentifier],
+    local: bool,
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (
+        _builder(subject, ca.subject, key.public_key(), dt.datetime.now(dt.UTC))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(signs_certificates=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+    )
+    if local:
+        names: list[x509.GeneralName] = [x509.DNSName(n) for n in LOCAL_NAMES]
+        names += [x509.IPAddress(ipaddress.ip_address(a)) for a in LOCAL_ADDRESSES]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, now: dt.datetime
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        # A little in the past, so a clock a few minutes behind still accepts it.
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + VALID_FOR)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _usage(signs_certificates: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not signs_certificates,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _write(folder: Path, name: str, key: Key, cert: x509.Certificate) -> list[Path]:
+    cert_file = folder / f"{name}.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return [cert_file, _write_private(folder / f"{name}.key", key)]
+
+
+def _write_private(path: Path, key: Key | ed25519.Ed25519PrivateKey) -> Path:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # touch leaves an existing file's mode alone
+    path.write_bytes(pem)
+    return path
+
+
+def _read_key(path: Path) -> Key:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} is not the EC key `herald certs` makes")
+    return key
+
+
+def _write_signing_key(folder: Path) -> list[Path]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    public = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}
+    # RFC 7638: the key's thumbprint names it, so a rotated key gets a kid of its own.
+    kid = _b64url(hashlib.sha256(json.dumps(public, separators=(",", ":")).encode()).digest())
+    jwks = {"keys": [{**public, "kid": kid, "alg": "EdDSA", "use": "sig"}]}
+    jwks_file = folder / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks, indent=2) + "\n")
+    return [_write_private(folder / "signing.key", key), jwks_file]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -60,6 +60,7 @@ def _how_to_call(grpcurl: str, users_port: int, auth_port: int) -> str:
     create = '{"name": "Ada Lovelace", "email": "ada@example.com"}'
     return f"""
 Herald is up. users_svc on {users}, auth_svc on {auth}. Ctrl-C stops everything.
+Dev mode: loopback only, plaintext, no tokens (README, *Serving TLS*, says how to secure it).
 
   {grpcurl} -plaintext {users} list
   {grpcurl} -plaintext {users} describe herald.users.v1.UserService

@@ -11,6 +11,7 @@ from datetime import datetime
 from auth_svc.batch import BlockedError, InFlight
 from auth_svc.decoders import PoisonRecordError
 from auth_svc.status import StatusBoard
+from herald.contract.fields import quoted
 from herald.kafka import deadletter
 from herald.kafka.records import Record
 from herald.kafka.sender import RecordSender
@@ -39,7 +40,8 @@ class DeadLetterWriter:
             if acknowledged:
                 record.finished = True
                 self.status.count_dead_letter()
-                logger.warning("dead-lettered %s: %s", record.where, error)
+                # The reason may quote a record's header: quoted, so it cannot forge a line.
+                logger.warning("dead-lettered %s: %s", record.where, quoted(error))
             else:
                 refused += 1
         if refused:

@@ -65,6 +65,13 @@ def echoed(text: str) -> str:
     return text if len(text) <= MAX_ECHOED else text[: MAX_ECHOED - 1] + "…"
 
 
+def quoted(value: object) -> str:
+    """`value` as a log line may show it when a client or a record supplied any of it: cut as
+    `echoed` cuts, then repr()'d, so a line break prints as \\n and cannot start a forged
+    line, and a 10,000-character header costs a line a few hundred characters at most."""
+    return repr(echoed(str(value)))
+
+
 def _has_forbidden(text: str) -> bool:
     # str.isprintable() is False for every forbidden category (and for spaces other than
     # U+0020, which are allowed): in C, it clears almost every text at once; only the rest is

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from herald.contract.fields import quoted
 from herald.kafka.config import ClientConfig
 from herald.kafka.records import Record
 
@@ -103,7 +104,11 @@ class KafkaBatchSender:
                 # Refused before it was queued (MSG_SIZE_TOO_LARGE, say): this record is not
                 # acknowledged, which the caller sees like any other failure; no retry here
                 # could make it fit.
-                logger.error("record for %s refused by the client: %s", record.topic, error)
+                # A replayed letter's topic comes from its header: quoted, as any text of a
+                # record's, so a hostile one cannot forge or flood a line.
+                logger.error(
+                    "record for %s refused by the client: %s", quoted(record.topic), quoted(error)
+                )
                 return
             else:
                 return

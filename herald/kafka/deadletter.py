@@ -7,7 +7,7 @@ from datetime import datetime
 
 from confluent_kafka import Message
 
-from herald.kafka.records import Headers, ReceivedHeaders, Record, header_pairs, header_values
+from herald.kafka.records import Headers, ReceivedHeaders, Record, header_pairs
 from herald.timestamps import format_time
 
 PREFIX = "herald.dlq."
@@ -78,8 +78,3 @@ def _size(headers: Headers) -> int:
 def original_headers(headers: ReceivedHeaders | None) -> Headers:
     """The headers as the record first had them: without the dead-letter ones."""
     return [(name, value) for name, value in header_pairs(headers) if not name.startswith(PREFIX)]
-
-
-def origin_topic(headers: ReceivedHeaders | None) -> str | None:
-    """The topic a dead letter came from, as its headers say."""
-    return header_values(headers).get(ORIGIN_TOPIC) or None

@@ -25,8 +25,10 @@ TOPICS = (
     # partition because the record key is the user id. Seven days of retention let a new
     # consumer group, or one restored from a backup, replay a week of history.
     TopicSpec(EVENTS_TOPIC, partitions=6, retention_ms=7 * _DAY_MS),
-    # Dead letters wait for a person to look at them, so they are kept longer.
-    TopicSpec(DLQ_TOPIC, partitions=1, retention_ms=30 * _DAY_MS),
+    # A dead letter holds the record as it was, names and emails included: keeping it longer
+    # than the events topic keeps the record would keep that personal data longer too. A
+    # week is also the longest a replayed event can still be caught up by a new consumer.
+    TopicSpec(DLQ_TOPIC, partitions=1, retention_ms=7 * _DAY_MS),
 )
 
 

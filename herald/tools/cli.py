@@ -84,10 +84,20 @@ def _parser() -> argparse.ArgumentParser:
         "dlq",
         "the dead-letter topic",
         "replay",
-        "send dead-lettered records back where they came from, once",
+        "send dead letters a retry can fix back to the events topic, once",
     )
     replay.add_argument("--topic", default=DLQ_TOPIC, help=f"dead-letter topic ({DLQ_TOPIC})")
-    replay.add_argument("--to", help="send to this topic instead of each record's origin")
+    # Never a letter's own herald.dlq.topic header: a forged letter could name any topic.
+    replay.add_argument(
+        "--to",
+        default=ServiceSettings.value_from_env("events_topic"),
+        help=f"the topic to send to; default HERALD_EVENTS_TOPIC, else {EVENTS_TOPIC}",
+    )
+    replay.add_argument(
+        "--include-poison",
+        action="store_true",
+        help="also replay letters whose error says the record is wrong (never a cut one)",
+    )
     replay.set_defaults(handler=_dlq_replay)
 
     health = commands.add_parser(
@@ -239,8 +249,10 @@ def _events_tail(args: argparse.Namespace) -> int:
 
 
 def _dlq_replay(args: argparse.Namespace) -> int:
-    count = replay(args.bootstrap_servers, args.topic, to_topic=args.to)
-    print(f"replayed {count} record(s) from {args.topic}")
+    summary = replay(
+        args.bootstrap_servers, args.topic, to_topic=args.to, include_poison=args.include_poison
+    )
+    print(f"{args.topic} to {args.to}: {summary}")
     return 0
 
 

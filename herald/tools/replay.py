@@ -1,36 +1,97 @@
-"""`herald dlq replay`: send dead-lettered records back to the topic they came from.
+"""`herald dlq replay`: send dead-lettered records back to the events topic, once.
 
 Run it once the cause is fixed (a consumer bug deployed, a database back). Each record goes
-back as it first was: same key, value and headers, without the `herald.dlq.*` ones. The
-replay's own consumer group remembers how far it got, so running it twice sends nothing twice.
+back with its key, value and headers, without the `herald.dlq.*` ones, to the events topic
+Herald is configured for, or the topic the operator names. Never to the topic a letter's own
+`herald.dlq.topic` header names: anyone who can write the DLQ could forge that header, and
+the tool would then write wherever they chose.
+
+Only letters that a retry can fix go back (see `verdict`); the rest are counted and skipped.
+The replay's own consumer group remembers how far it got, skipped letters included (they are
+dealt with: a person looks at them with `herald events tail`), so running it twice sends
+nothing twice.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from herald.kafka import deadletter
 from herald.kafka.config import producer_config
-from herald.kafka.records import Record
+from herald.kafka.records import Record, header_values
 from herald.kafka.sender import KafkaBatchSender
+from herald.storage.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
 REPLAY_GROUP = "herald-dlq-replay"
+
+# The error classes a retry can fix: the store was down, the record itself was fine. Every
+# other class (DecodeError, PoisonRecordError, InvalidEventError, ...) says the record is
+# wrong, and it would only come back to the DLQ.
+TRANSIENT_ERRORS = frozenset({StoreUnavailableError.__name__})
+
+# Without these a letter is not one auth_svc wrote: we cannot tell why it is there.
+REQUIRED_HEADERS = (deadletter.ORIGIN_TOPIC, deadletter.ERROR_CLASS)
+
+
+class Verdict(enum.Enum):
+    REPLAY = "replay"
+    POISON = "poison"
+    TRUNCATED = "truncated"
+    MALFORMED = "malformed"
+
+
+def verdict(headers: Mapping[str, str], *, include_poison: bool = False) -> Verdict:
+    """What to do with a dead letter, from its headers (as text) alone."""
+    if any(not headers.get(name) for name in REQUIRED_HEADERS):
+        return Verdict.MALFORMED
+    # A cut letter is not the record that failed: sending it back would publish a different,
+    # broken one. Not even --include-poison sends it.
+    if (
+        headers.get(deadletter.VALUE_TRUNCATED) == "true"
+        or headers.get(deadletter.HEADERS_DROPPED) == "true"
+    ):
+        return Verdict.TRUNCATED
+    if headers[deadletter.ERROR_CLASS] not in TRANSIENT_ERRORS and not include_poison:
+        return Verdict.POISON
+    return Verdict.REPLAY
+
+
+@dataclass(frozen=True)
+class Summary:
+    replayed: int = 0
+    poison: int = 0
+    truncated: int = 0
+    malformed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"replayed {self.replayed}, skipped {self.poison} as poison, "
+            f"{self.truncated} as truncated, {self.malformed} as malformed"
+        )
 
 
 def replay(
     bootstrap_servers: str,
     dlq_topic: str,
     *,
-    to_topic: str | None = None,
+    to_topic: str,
+    include_poison: bool = False,
     group_id: str = REPLAY_GROUP,
     timeout_s: float = 30.0,
-) -> int:
-    """Replay what is in `dlq_topic` now and was not replayed before; return the count."""
+) -> Summary:
+    """Replay what is in `dlq_topic` now and was not looked at before, to `to_topic`.
+
+    Letters `verdict` does not pass are skipped, logged by partition and offset (their
+    content may hold personal data), and counted; the group still commits past them.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -43,7 +104,20 @@ def replay(
     )
     try:
         messages, next_offsets = _read_new(consumer, dlq_topic, timeout_s)
-        records = [_original(message, to_topic) for message in messages]
+        counts = dict.fromkeys(Verdict, 0)
+        records = []
+        for message in messages:
+            decision = verdict(header_values(message.headers()), include_poison=include_poison)
+            counts[decision] += 1
+            if decision is Verdict.REPLAY:
+                records.append(_original(message, to_topic))
+            else:
+                logger.warning(
+                    "skipped the %s dead letter at partition %s offset %s",
+                    decision.value,
+                    message.partition(),
+                    message.offset(),
+                )
         if records:
             sender = KafkaBatchSender(
                 producer_config(bootstrap_servers, "herald-dlq-replay"), timeout_s=10
@@ -53,7 +127,12 @@ def replay(
         if next_offsets:
             # Only after every record is back: a failure above replays them all next time.
             consumer.commit(offsets=next_offsets, asynchronous=False)
-        return len(records)
+        return Summary(
+            replayed=counts[Verdict.REPLAY],
+            poison=counts[Verdict.POISON],
+            truncated=counts[Verdict.TRUNCATED],
+            malformed=counts[Verdict.MALFORMED],
+        )
     finally:
         consumer.close()
 
@@ -92,12 +171,9 @@ def _read_new(
     return messages, resume
 
 
-def _original(message: Message, to_topic: str | None) -> Record:
-    target = to_topic or deadletter.origin_topic(message.headers())
-    if not target:
-        raise ValueError(f"record at offset {message.offset()} names no original topic; use --to")
+def _original(message: Message, to_topic: str) -> Record:
     return Record(
-        topic=target,
+        topic=to_topic,
         key=message.key() or b"",
         value=message.value() or b"",
         headers=deadletter.original_headers(message.headers()),

@@ -6,7 +6,13 @@ import logging
 import time
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from herald.kafka.topics import TOPICS, TopicSpec, replication_for
 
@@ -18,12 +24,16 @@ def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names it created.
 
-    Existing topics are left as they are, so this is safe to run on every start.
+    An existing topic keeps its partitions and settings, except a retention longer than its
+    spec, which is lowered to it: a topic created when the DLQ kept 30 days must not keep
+    personal data longer than the spec says. A shorter retention an operator chose stays.
+    So this is safe to run on every start.
     """
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     metadata = admin.list_topics(timeout=timeout_s)
     replicas, min_insync = replication_for(len(metadata.brokers))
     missing = [spec for spec in specs if spec.name not in metadata.topics]
+    _lower_retention(admin, [s for s in specs if s.name in metadata.topics], timeout_s)
     if not missing:
         _wait_until_visible(admin, specs, timeout_s)
         return []
@@ -61,6 +71,43 @@ def ensure_topics(
             )
     _wait_until_visible(admin, specs, timeout_s)
     return created
+
+
+def _lower_retention(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
+    """Set retention.ms to the spec on each topic that keeps records longer (or forever)."""
+    if not specs:
+        return
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, spec.name) for spec in specs]
+    described = admin.describe_configs(resources, request_timeout=timeout_s)
+    too_long = []
+    for spec, resource in zip(specs, resources, strict=True):
+        current = int(described[resource].result(timeout=timeout_s)["retention.ms"].value)
+        if current < 0 or current > spec.retention_ms:  # -1 is "forever"
+            too_long.append((spec, current))
+    if not too_long:
+        return
+    # Incremental, so the topic's other settings (min.insync.replicas, say) stay as they are.
+    changes = [
+        ConfigResource(
+            ConfigResource.Type.TOPIC,
+            spec.name,
+            incremental_configs=[
+                ConfigEntry(
+                    "retention.ms",
+                    str(spec.retention_ms),
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        for spec, _current in too_long
+    ]
+    futures = admin.incremental_alter_configs(changes, request_timeout=timeout_s)
+    for future in futures.values():
+        future.result(timeout=timeout_s)
+    for spec, current in too_long:
+        logger.info(
+            "lowered retention.ms of %s from %d to %d", spec.name, current, spec.retention_ms
+        )
 
 
 def _wait_until_visible(admin: AdminClient, specs: tuple[TopicSpec, ...], timeout_s: float) -> None:

@@ -16,3 +16,8 @@ def test_events_topic_has_room_for_a_consumer_group() -> None:
     specs = {spec.name: spec for spec in TOPICS}
     assert specs[EVENTS_TOPIC].partitions == 6
     assert specs[DLQ_TOPIC].partitions == 1
+
+
+def test_dead_letters_are_kept_no_longer_than_the_events_they_copy() -> None:
+    specs = {spec.name: spec for spec in TOPICS}
+    assert specs[DLQ_TOPIC].retention_ms <= specs[EVENTS_TOPIC].retention_ms

@@ -18,6 +18,10 @@ class TopicSpec:
     name: str
     partitions: int
     retention_ms: int
+    # A limit, not a default: `herald topics ensure` lowers a longer retention on an existing
+    # topic too. Only where keeping records longer would keep personal data longer than
+    # promised; an operator's longer retention of the events topic is theirs to choose.
+    retention_is_limit: bool = False
 
 
 TOPICS = (
@@ -28,7 +32,7 @@ TOPICS = (
     # A dead letter holds the record as it was, names and emails included: keeping it longer
     # than the events topic keeps the record would keep that personal data longer too. A
     # week is also the longest a replayed event can still be caught up by a new consumer.
-    TopicSpec(DLQ_TOPIC, partitions=1, retention_ms=7 * _DAY_MS),
+    TopicSpec(DLQ_TOPIC, partitions=1, retention_ms=7 * _DAY_MS, retention_is_limit=True),
 )
 
 

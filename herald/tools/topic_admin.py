@@ -33,7 +33,8 @@ def ensure_topics(
     metadata = admin.list_topics(timeout=timeout_s)
     replicas, min_insync = replication_for(len(metadata.brokers))
     missing = [spec for spec in specs if spec.name not in metadata.topics]
-    _lower_retention(admin, [s for s in specs if s.name in metadata.topics], timeout_s)
+    existing = [s for s in specs if s.name in metadata.topics and s.retention_is_limit]
+    _lower_retention(admin, existing, timeout_s)
     if not missing:
         _wait_until_visible(admin, specs, timeout_s)
         return []
@@ -74,7 +75,8 @@ def ensure_topics(
 
 
 def _lower_retention(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
-    """Set retention.ms to the spec on each topic that keeps records longer (or forever)."""
+    """Set retention.ms to the spec on each topic that keeps records longer (or forever): the
+    specs whose retention is a limit (the DLQ's)."""
     if not specs:
         return
     resources = [ConfigResource(ConfigResource.Type.TOPIC, spec.name) for spec in specs]

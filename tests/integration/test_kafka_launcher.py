@@ -41,7 +41,8 @@ def test_ensure_topics_lowers_a_longer_retention_and_keeps_a_shorter_one(
 ) -> None:
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     old_dlq, forever, short = unique("old-dlq"), unique("forever"), unique("short")
-    kept = {old_dlq: 30 * DAY_MS, forever: -1, short: DAY_MS}
+    events = unique("events")  # an operator's longer retention, where it is no limit
+    kept = {old_dlq: 30 * DAY_MS, forever: -1, short: DAY_MS, events: 30 * DAY_MS}
     for future in admin.create_topics(
         [
             NewTopic(
@@ -55,10 +56,14 @@ def test_ensure_topics_lowers_a_longer_retention_and_keeps_a_shorter_one(
     ).values():
         future.result(30)
 
-    specs = tuple(TopicSpec(name, partitions=1, retention_ms=7 * DAY_MS) for name in kept)
+    specs = tuple(
+        TopicSpec(name, partitions=1, retention_ms=7 * DAY_MS, retention_is_limit=name != events)
+        for name in kept
+    )
     assert ensure_topics(kafka_bootstrap, specs) == []
     assert retention_ms(admin, old_dlq) == retention_ms(admin, forever) == 7 * DAY_MS
     assert retention_ms(admin, short) == DAY_MS
+    assert retention_ms(admin, events) == 30 * DAY_MS
     # Only retention.ms changed: the topic's own settings are still there.
     resource = ConfigResource(ConfigResource.Type.TOPIC, old_dlq)
     config = admin.describe_configs([resource])[resource].result(timeout=10)

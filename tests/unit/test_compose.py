@@ -58,10 +58,10 @@ def test_host_ports_match_the_local_cluster(compose: dict[str, Any]) -> None:
         assert published["published"] == str(port)
         env = compose["services"][broker]["environment"]
         assert f"PLAINTEXT_HOST://localhost:{port}" in env["KAFKA_ADVERTISED_LISTENERS"]
-    for name, port in (("users-svc", "50051"), ("auth-svc", "50052")):
+    for name, grpc_port in (("users-svc", "50051"), ("auth-svc", "50052")):
         [published] = compose["services"][name]["ports"]
         # Plaintext gRPC: published on the host's loopback only.
-        assert (published["published"], published["host_ip"]) == (port, "127.0.0.1")
+        assert (published["published"], published["host_ip"]) == (grpc_port, "127.0.0.1")
 
 
 def test_broker_settings_match_the_local_three_node_cluster(compose: dict[str, Any]) -> None:

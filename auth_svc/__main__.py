@@ -36,7 +36,8 @@ def main() -> int:
     try:
         tls = settings.server_tls()
         check_listen(settings.grpc_host, tls, bool(settings.insecure_listen))
-    except ValueError as error:  # InsecureListenError among them
+        tokens = settings.token_verifier()
+    except (ValueError, OSError) as error:  # InsecureListenError among them
         logger.error("not starting: %s", error)
         return 2
     store = SqliteAccountStore(settings.database_path)
@@ -68,6 +69,8 @@ def main() -> int:
         limits=settings.server_limits(),
         tls=tls,
         insecure_listen=bool(settings.insecure_listen),
+        tokens=tokens,
+        reflection=settings.reflection != "off",
     )
     failed = threading.Event()
 

@@ -8,9 +8,15 @@ from auth_svc.accounts import Account, AccountStore
 from auth_svc.status import ConsumerStatus
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.rpc.errors import Context, ServiceErrors
+from herald.rpc.policy import ADMIN, OPERATOR, Rule, scopes
 from herald.rpc.server import ServiceBinding
 
 ERRORS = ServiceErrors("auth.herald", store="account")
+# Who may call each RPC when tokens are required (README, *Tokens and policy*).
+RULES = {
+    "GetAccount": Rule(scopes(ADMIN, OPERATOR), subject_of=lambda request: request.user_id),
+    "GetConsumerStatus": Rule(scopes(OPERATOR, ADMIN)),
+}
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
@@ -69,7 +75,7 @@ def auth_service(
 ) -> ServiceBinding[AuthServicer]:
     """AuthService over `store` and the consumer's status, ready for create_server."""
     servicer = AuthServicer(store, consumer_status)
-    return ServiceBinding(SERVICE_NAME, servicer, ERRORS)
+    return ServiceBinding(SERVICE_NAME, servicer, ERRORS, RULES)
 
 
 def to_proto(account: Account) -> auth_pb2.Account:

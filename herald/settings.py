@@ -18,6 +18,7 @@ from herald.kafka.config import ClientConfig, consumer_config, producer_config
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.limits import ServerLimits
 from herald.rpc.tls import ServerTls
+from herald.rpc.tokens import TokenVerifier
 
 T = TypeVar("T")
 S = TypeVar("S", bound="ServiceSettings")
@@ -70,6 +71,14 @@ class ServiceSettings:
         "",
         "CA of the client certificates every caller must present (mTLS) when set",
     )
+    jwks_file: str = setting(
+        "HERALD_JWKS_FILE", "", "JWKS of the token signers; when set, every RPC needs a token"
+    )
+    jwt_issuer: str = setting("HERALD_JWT_ISSUER", "herald-dev", "the tokens' required `iss`")
+    jwt_audience: str = setting("HERALD_JWT_AUDIENCE", "herald", "the tokens' required `aud`")
+    reflection: str = setting(
+        "HERALD_REFLECTION", "on", "`off` stops serving gRPC reflection (the API's description)"
+    )
     insecure_listen: int = setting(
         "HERALD_INSECURE_LISTEN",
         0,
@@ -98,6 +107,12 @@ class ServiceSettings:
             raise ValueError("set both HERALD_TLS_CERT_FILE and HERALD_TLS_KEY_FILE, or neither")
         client_ca = Path(self.tls_client_ca_file) if self.tls_client_ca_file else None
         return ServerTls(Path(self.tls_cert_file), Path(self.tls_key_file), client_ca)
+
+    def token_verifier(self) -> TokenVerifier | None:
+        """The verifier of the RPCs' tokens; None (no tokens asked for) without a JWKS file."""
+        if not self.jwks_file:
+            return None
+        return TokenVerifier(Path(self.jwks_file), self.jwt_issuer, self.jwt_audience)
 
     def server_limits(self) -> ServerLimits:
         """The gRPC server's limits, from this service's fields of the same names (declared

@@ -32,7 +32,8 @@ def main() -> int:
     try:
         tls = settings.server_tls()
         check_listen(settings.grpc_host, tls, bool(settings.insecure_listen))
-    except ValueError as error:  # InsecureListenError among them
+        tokens = settings.token_verifier()
+    except (ValueError, OSError) as error:  # InsecureListenError among them
         logger.error("not starting: %s", error)
         return 2
     store = SqliteUserStore(settings.database_path)
@@ -56,6 +57,8 @@ def main() -> int:
         limits=settings.server_limits(),
         tls=tls,
         insecure_listen=bool(settings.insecure_listen),
+        tokens=tokens,
+        reflection=settings.reflection != "off",
     )
     relay_stopping = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(relay_stopping,), name="outbox-relay")

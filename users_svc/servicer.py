@@ -8,6 +8,7 @@ from typing import NoReturn
 import grpc
 
 from herald.rpc.errors import Context, ServiceErrors
+from herald.rpc.policy import ADMIN, Rule, scopes
 from herald.rpc.server import ServiceBinding
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.application import UserApplication
@@ -24,6 +25,12 @@ from users_svc.model import (
 logger = logging.getLogger(__name__)
 
 ERRORS = ServiceErrors("users.herald", store="user")
+# Who may call each RPC when tokens are required (README, *Tokens and policy*).
+RULES = {
+    "CreateUser": Rule(scopes("users.create", ADMIN)),
+    "GetUser": Rule(scopes(ADMIN), subject_of=lambda request: request.id),
+    "UpdateUser": Rule(scopes(ADMIN), subject_of=lambda request: request.user.id),
+}
 SERVICE_NAME = users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 
 
@@ -85,7 +92,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
 def user_service(users: UserApplication) -> ServiceBinding[UserServicer]:
     """UserService over `users`, ready for herald.rpc.server.create_server."""
     servicer = UserServicer(users)
-    return ServiceBinding(SERVICE_NAME, servicer, ERRORS)
+    return ServiceBinding(SERVICE_NAME, servicer, ERRORS, RULES)
 
 
 def to_proto(user: User) -> users_pb2.User:

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -25,8 +25,10 @@ from herald.rpc.handlers import CallGate, method_handlers
 from herald.rpc.health import NOT_SERVING, SERVING, HealthService, Status
 from herald.rpc.health import SERVICE_NAME as HEALTH_SERVICE
 from herald.rpc.limits import ServerLimits
+from herald.rpc.policy import PolicyInterceptor, Rule
 from herald.rpc.reflection import enable_documented_reflection
 from herald.rpc.tls import ServerTls, check_listen
+from herald.rpc.tokens import TokenVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class ServiceBinding(Generic[S]):
     name: str
     servicer: S
     errors: ServiceErrors
+    # Method name -> who may call it, once tokens are required (herald.rpc.policy).
+    rules: Mapping[str, Rule] = field(default_factory=dict)
 
 
 class GrpcServer:
@@ -116,6 +120,8 @@ def create_server(
     limits: ServerLimits = DEFAULT_LIMITS,
     tls: ServerTls | None = None,
     insecure_listen: bool = False,
+    tokens: TokenVerifier | None = None,
+    reflection: bool = True,
 ) -> GrpcServer:
     """Build a server with `services`, plus health and reflection, under `limits`.
 
@@ -130,7 +136,9 @@ def create_server(
     check_listen(address.rpartition(":")[0], tls, insecure_listen)
     loop = _LoopThread()
     try:
-        server, port, health_service = loop.run(_build(address, services, limits, tls))
+        server, port, health_service = loop.run(
+            _build(address, services, limits, tls=tls, tokens=tokens, reflection=reflection)
+        )
     except BaseException:
         loop.close()
         raise
@@ -141,10 +149,18 @@ async def _build(
     address: str,
     services: Sequence[ServiceBinding[Any]],
     limits: ServerLimits,
+    *,
     tls: ServerTls | None,
+    tokens: TokenVerifier | None,
+    reflection: bool,
 ) -> tuple[grpc.aio.Server, int, HealthService]:
+    interceptors = []
+    if tokens is not None:
+        rules = {f"/{s.name}/{method}": rule for s in services for method, rule in s.rules.items()}
+        errors = {s.name: s.errors for s in services}
+        interceptors.append(PolicyInterceptor(tokens, rules, errors))
     # Built on the loop it will run on: grpc.aio binds a server to the running loop.
-    server = grpc.aio.server(options=limits.options())
+    server = grpc.aio.server(options=limits.options(), interceptors=interceptors)
     # One gate for all the services: the limit is the server's.
     gate = CallGate(limits.max_concurrent_rpcs)
     for service in services:
@@ -156,7 +172,8 @@ async def _build(
     service_names = [service.name for service in services]
     health_service = HealthService(["", *service_names, HEALTH_SERVICE])
     health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
-    enable_documented_reflection((*service_names, HEALTH_SERVICE), server)
+    if reflection:
+        enable_documented_reflection((*service_names, HEALTH_SERVICE), server)
     if tls is None:
         port = server.add_insecure_port(address)
     else:

@@ -13,6 +13,7 @@ everything is made anew (a certificate signed by a CA that is gone is no use).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime as dt
 import hashlib
@@ -20,10 +21,13 @@ import ipaddress
 import json
 from pathlib import Path
 
+import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from herald.settings import ServiceSettings
 
 DEFAULT_OUT = Path(".run/secure")
 VALID_FOR = dt.timedelta(days=365)
@@ -33,6 +37,39 @@ LOCAL_NAMES = ("localhost",)
 LOCAL_ADDRESSES = ("127.0.0.1", "::1")
 
 Key = ec.EllipticCurvePrivateKey
+
+
+def add_credential_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`herald certs` and `herald token`."""
+    certs = commands.add_parser("certs", help="a development CA, TLS certificates, token key")
+    certs.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    certs.set_defaults(handler=_certs)
+    token = commands.add_parser("token", help="mint a development token; prints it alone")
+    token.add_argument("--sub", required=True, help="the caller: a user id, or a name")
+    token.add_argument("--scope", default="", help='space-separated, e.g. "herald.admin"')
+    token.add_argument("--ttl-s", type=float, default=3600.0)
+    token.add_argument("--key", type=Path, default=DEFAULT_OUT / "jwt" / "signing.key")
+    token.set_defaults(handler=_token)
+
+
+def _certs(args: argparse.Namespace) -> int:
+    print(*write_dev_certs(args.out), sep="\n")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    # The issuer and audience Herald's own settings require, so the token works here.
+    settings = ServiceSettings.from_env()
+    token = mint_token(
+        args.sub,
+        args.scope,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_s=args.ttl_s,
+        key_file=args.key,
+    )
+    print(token)
+    return 0
 
 
 def write_dev_certs(out: Path = DEFAULT_OUT) -> list[Path]:
@@ -151,12 +188,44 @@ def _read_key(path: Path) -> Key:
     return key
 
 
-def _write_signing_key(folder: Path) -> list[Path]:
-    key = ed25519.Ed25519PrivateKey.generate()
+def mint_token(
+    subject: str,
+    scope: str,
+    *,
+    issuer: str,
+    audience: str,
+    ttl_s: float = 3600,
+    key_file: Path = DEFAULT_OUT / "jwt" / "signing.key",
+) -> str:
+    """A development token for `subject` with `scope`, signed by `key_file` (EdDSA)."""
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ValueError(f"{key_file} is not the Ed25519 key `herald certs` makes")
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "scope": scope,
+        "iat": now,
+        "nbf": now,
+        "exp": now + int(ttl_s),
+    }
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": _public_jwk(key)[1]})
+
+
+def _public_jwk(key: ed25519.Ed25519PrivateKey) -> tuple[dict[str, str], str]:
+    """The key's public JWK, and its RFC 7638 thumbprint, which names it (kid): a rotated key
+    gets a kid of its own."""
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     public = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}
-    # RFC 7638: the key's thumbprint names it, so a rotated key gets a kid of its own.
     kid = _b64url(hashlib.sha256(json.dumps(public, separators=(",", ":")).encode()).digest())
+    return public, kid
+
+
+def _write_signing_key(folder: Path) -> list[Path]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    public, kid = _public_jwk(key)
     jwks = {"keys": [{**public, "kid": kid, "alg": "EdDSA", "use": "sig"}]}
     jwks_file = folder / "jwks.json"
     jwks_file.write_text(json.dumps(jwks, indent=2) + "\n")

@@ -17,7 +17,7 @@ from herald.lifecycle import shutdown_event
 from herald.rpc.client import SERVING, health_status
 from herald.rpc.tls import ClientTls
 from herald.settings import ServiceSettings
-from herald.tools.certs import DEFAULT_OUT, write_dev_certs
+from herald.tools.certs import add_credential_commands
 from herald.tools.devstack import run_stack
 from herald.tools.localkafka import KafkaLaunchError, LocalKafka
 from herald.tools.replay import replay
@@ -108,9 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     _tls_arguments(health)
     health.set_defaults(handler=_health)
 
-    certs = commands.add_parser("certs", help="a development CA, TLS certificates, token key")
-    certs.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
-    certs.set_defaults(handler=lambda args: print(*write_dev_certs(args.out), sep="\n") or 0)
+    add_credential_commands(commands)
 
     up = commands.add_parser("up", help="a local Kafka plus both services; Ctrl-C stops all")
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)

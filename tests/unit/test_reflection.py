@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import descriptor_pool
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
@@ -218,3 +219,17 @@ def test_the_services_server_answers_through_it(tmp_path: Path) -> None:
     names = [service.name for service in listed.list_services_response.service]
     assert names == ["herald.users.v1.UserService", "grpc.health.v1.Health", SERVICE_NAME]
     assert "Creates a user" in comments(files_of(method)[0])
+
+
+def test_reflection_can_be_turned_off(tmp_path: Path) -> None:
+    users = UserApplication(SqliteUserStore(tmp_path / "u.sqlite3"), EventRecordFactory("e", "/t"))
+    server = create_server(address="127.0.0.1:0", services=[user_service(users)], reflection=False)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                list(stub.ServerReflectionInfo(iter([Request(list_services="")]), timeout=5))
+    finally:
+        server.stop(0)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED

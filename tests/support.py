@@ -20,13 +20,20 @@ T = TypeVar("T")
 
 def eventually(probe: Callable[[], T | None], timeout_s: float = 30.0, every_s: float = 0.05) -> T:
     """Call `probe` until it returns something other than None; fail after the deadline."""
+    result = within(probe, timeout_s, every_s)
+    if result is None:
+        raise AssertionError(f"condition not met within {timeout_s:g} s")
+    return result
+
+
+def within(probe: Callable[[], T | None], timeout_s: float, every_s: float = 0.05) -> T | None:
+    """Call `probe` until it returns something other than None, and return that; None once
+    the deadline has passed (for checks whose absence a later judge reports, not this one)."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = probe()
-        if result is not None:
+        if result is not None or time.monotonic() > deadline:
             return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s:g} s")
         time.sleep(every_s)
 
 

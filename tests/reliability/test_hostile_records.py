@@ -23,7 +23,7 @@ from herald.kafka.records import Headers, header_values
 from herald.tools.localkafka import LocalKafka
 from herald.users.v1 import events_pb2
 from tests.reliability.harness import Result, Run, consumer_status, scenario
-from tests.support import end_offsets, eventually, read_topic
+from tests.support import end_offsets, eventually, read_topic, within
 
 Report = Callable[[Result], None]
 CREATED = "herald.users.v1.UserCreated"
@@ -44,13 +44,13 @@ def inject(run: Run, records: list[tuple[bytes, bytes, Headers]], **config: str 
 def dead_letters(run: Run, count: int, timeout_s: float = 60.0) -> list[dict[str, str]]:
     """The headers of the DLQ's records, once it holds `count` or the time is up: fewer is
     not an error here, the oracle judges the dead letters against what was injected."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        held = sum(end_offsets(run.stack.bootstrap, run.stack.dlq).values())
-        if held >= count:
-            break
-        time.sleep(0.5)
-    letters = read_topic(run.stack.bootstrap, run.stack.dlq, held) if held else []
+
+    def held() -> int:
+        return sum(end_offsets(run.stack.bootstrap, run.stack.dlq).values())
+
+    within(lambda: held() >= count or None, timeout_s, every_s=0.5)
+    now = held()
+    letters = read_topic(run.stack.bootstrap, run.stack.dlq, now) if now else []
     return [header_values(letter.headers()) for letter in letters]
 
 
@@ -143,12 +143,8 @@ def lock_database(path: Path, seconds: float, locked: threading.Event) -> None:
 
 def paused_within(target: str, timeout_s: float) -> bool:
     """Whether the auth_svc at `target` says it is paused, at some point within the time."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if consumer_status(target).paused_reason:
-            return True
-        time.sleep(0.5)
-    return False
+    paused = within(lambda: consumer_status(target).paused_reason or None, timeout_s, 0.5)
+    return paused is not None
 
 
 def test_auth_db_outage(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:

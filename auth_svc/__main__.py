@@ -21,8 +21,6 @@ from auth_svc.status import StatusBoard
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import begin
 from herald.rpc.health import SERVING
-from herald.rpc.server import create_server
-from herald.rpc.tls import address, check_listen
 
 logger = logging.getLogger("auth_svc")
 
@@ -33,19 +31,20 @@ DLQ_SEND_TIMEOUT_S = 10
 def main() -> int:
     settings = Settings.from_env()
     stopping = begin(settings.log_level)
+    store = SqliteAccountStore(settings.database_path)
+    tuning = settings.consumer_tuning()
+    status = StatusBoard(settings.consumer_group, tuning.max_lag, tuning.status_every_s)
     try:
-        tls = settings.server_tls()
-        check_listen(settings.grpc_host, tls, bool(settings.insecure_listen))
-        tokens = settings.token_verifier()
+        # Before any Kafka client: a server that must not start stops everything here.
+        server = settings.grpc_server(
+            settings.grpc_host, settings.grpc_port, [auth_service(store, status.snapshot)]
+        )
     except (ValueError, OSError) as error:  # InsecureListenError among them
         logger.error("not starting: %s", error)
         return 2
-    store = SqliteAccountStore(settings.database_path)
     dead_letters = KafkaBatchSender(
         settings.producer_config("auth-svc-dlq"), timeout_s=DLQ_SEND_TIMEOUT_S
     )
-    tuning = settings.consumer_tuning()
-    status = StatusBoard(settings.consumer_group, tuning.max_lag, tuning.status_every_s)
     kafka_config = settings.consumer_config(
         settings.consumer_group,
         "auth-svc",
@@ -62,15 +61,6 @@ def main() -> int:
         dead_letters=dead_letters,
         tuning=tuning,
         status=status,
-    )
-    server = create_server(
-        address=address(settings.grpc_host, settings.grpc_port),
-        services=[auth_service(store, consumer.status)],
-        limits=settings.server_limits(),
-        tls=tls,
-        insecure_listen=bool(settings.insecure_listen),
-        tokens=tokens,
-        reflection=settings.reflection != "off",
     )
     failed = threading.Event()
 

@@ -16,8 +16,7 @@ import grpc
 
 from herald.lifecycle import configure_logging, shutdown_event
 from herald.rpc.errors import Context
-from herald.rpc.server import ServiceBinding, create_server
-from herald.rpc.tls import address
+from herald.rpc.server import ServiceBinding
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from users_svc.servicer import ERRORS, SERVICE_NAME
 from users_svc.settings import Settings
@@ -52,12 +51,8 @@ def main() -> int:
     stopping = shutdown_event()
     service = ServiceBinding(SERVICE_NAME, NoOpUserService(), ERRORS)
     settings = Settings.from_env()
-    server = create_server(
-        address=address(settings.grpc_host, settings.grpc_port),
-        services=[service],
-        # The same limits as users_svc, so both refuse load the same way.
-        limits=settings.server_limits(),
-    )
+    # Made as users_svc makes its server (limits, TLS, tokens), so both refuse load alike.
+    server = settings.grpc_server(settings.grpc_host, settings.grpc_port, [service])
     server.start()
     stopping.wait()
     server.stop(1.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -17,7 +17,8 @@ from typing import Any, NamedTuple, TypeVar
 from herald.kafka.config import ClientConfig, consumer_config, producer_config
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.limits import ServerLimits
-from herald.rpc.tls import ServerTls
+from herald.rpc.server import GrpcServer, ServiceBinding, create_server
+from herald.rpc.tls import ServerTls, address
 from herald.rpc.tokens import TokenVerifier
 
 T = TypeVar("T")
@@ -98,6 +99,22 @@ class ServiceSettings:
         """One setting, read as from_env reads it, without reading (or failing on) the others."""
         [each] = [each for each in fields(cls) if each.name == name]
         return _read(each, typing.get_type_hints(cls), env) if _set(each, env) else each.default
+
+    def grpc_server(
+        self, host: str, port: int, services: Sequence[ServiceBinding[Any]]
+    ) -> GrpcServer:
+        """The service's gRPC server on `host:port`, as these settings say: its limits, TLS,
+        tokens and reflection. Raises InsecureListenError (a ValueError) for plaintext off
+        loopback, ValueError or OSError for TLS or token files it cannot use."""
+        return create_server(
+            address=address(host, port),
+            services=services,
+            limits=self.server_limits(),
+            tls=self.server_tls(),
+            insecure_listen=bool(self.insecure_listen),
+            tokens=self.token_verifier(),
+            reflection=self.reflection != "off",
+        )
 
     def server_tls(self) -> ServerTls | None:
         """TLS for the gRPC server, when its certificate and key are set."""

@@ -13,8 +13,6 @@ from datetime import timedelta
 
 from herald.kafka.sender import KafkaBatchSender
 from herald.lifecycle import begin
-from herald.rpc.server import create_server
-from herald.rpc.tls import address, check_listen
 from herald.storage.errors import StoreUnavailableError
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
@@ -29,13 +27,6 @@ logger = logging.getLogger("users_svc")
 def main() -> int:
     settings = Settings.from_env()
     stopping = begin(settings.log_level)
-    try:
-        tls = settings.server_tls()
-        check_listen(settings.grpc_host, tls, bool(settings.insecure_listen))
-        tokens = settings.token_verifier()
-    except (ValueError, OSError) as error:  # InsecureListenError among them
-        logger.error("not starting: %s", error)
-        return 2
     store = SqliteUserStore(settings.database_path)
     sender = KafkaBatchSender(
         settings.producer_config("users-svc-relay"), timeout_s=settings.relay_timeout_s
@@ -51,15 +42,11 @@ def main() -> int:
         EventRecordFactory(topic=settings.events_topic, source=settings.event_source),
         on_event=relay.wake,
     )
-    server = create_server(
-        address=address(settings.grpc_host, settings.grpc_port),
-        services=[user_service(users)],
-        limits=settings.server_limits(),
-        tls=tls,
-        insecure_listen=bool(settings.insecure_listen),
-        tokens=tokens,
-        reflection=settings.reflection != "off",
-    )
+    try:
+        server = settings.grpc_server(settings.grpc_host, settings.grpc_port, [user_service(users)])
+    except (ValueError, OSError) as error:  # InsecureListenError among them
+        logger.error("not starting: %s", error)
+        return 2
     relay_stopping = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(relay_stopping,), name="outbox-relay")
     relay_thread.start()

@@ -20,6 +20,7 @@ from herald.settings import ServiceSettings
 from herald.tools.certs import add_credential_commands
 from herald.tools.devstack import run_stack
 from herald.tools.localkafka import KafkaLaunchError, LocalKafka
+from herald.tools.processes import free_ports
 from herald.tools.replay import replay
 from herald.tools.tail import tail
 from herald.tools.topic_admin import ensure_topics
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
     up.add_argument("--users-port", type=int, default=UsersSettings.value_from_env("grpc_port"))
     up.add_argument("--auth-port", type=int, default=AuthSettings.value_from_env("grpc_port"))
+    up.add_argument("--free-ports", action="store_true", help="every port one the OS says is free")
     _add_paths(up)
     up.set_defaults(handler=_up)
     return parser
@@ -159,7 +161,9 @@ def _existing(args: argparse.Namespace) -> LocalKafka | None:
     return LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
 
 
-def _cluster(args: argparse.Namespace, node_count: int | None = None) -> LocalKafka:
+def _cluster(
+    args: argparse.Namespace, node_count: int | None = None, free_ports: bool = False
+) -> LocalKafka:
     libs, run_dir = args.libs.resolve(), args.run_dir.resolve()
     existing = LocalKafka.load(libs_dir=libs, run_dir=run_dir)
     if existing is not None:
@@ -173,7 +177,8 @@ def _cluster(args: argparse.Namespace, node_count: int | None = None) -> LocalKa
         raise KafkaLaunchError(
             f"no local cluster in {run_dir}; start one with `herald kafka start`"
         )
-    return LocalKafka.standard(libs_dir=libs, run_dir=run_dir, node_count=node_count)
+    layout = LocalKafka.on_free_ports if free_ports else LocalKafka.standard
+    return layout(libs_dir=libs, run_dir=run_dir, node_count=node_count)
 
 
 def _kafka_start(args: argparse.Namespace) -> int:
@@ -282,12 +287,9 @@ def _up(args: argparse.Namespace) -> int:
     cwd = Path.cwd()
     if Path(grpcurl).is_absolute() and Path(grpcurl).is_relative_to(cwd):
         grpcurl = str(Path(grpcurl).relative_to(cwd))
-    return run_stack(
-        _cluster(args, args.nodes),
-        users_port=args.users_port,
-        auth_port=args.auth_port,
-        grpcurl=grpcurl,
-    )
+    users_port, auth_port = free_ports(2) if args.free_ports else (args.users_port, args.auth_port)
+    cluster = _cluster(args, args.nodes, free_ports=args.free_ports)
+    return run_stack(cluster, users_port=users_port, auth_port=auth_port, grpcurl=grpcurl)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from tests.support import within
 def readme_block(section: str) -> str:
     readme = (REPO / "README.md").read_text()
     body = readme.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", body, flags=re.DOTALL)[0]
+    return str(re.findall(r"```sh\n(.*?)```", body, flags=re.DOTALL)[0])
 
 
 def split_block(block: str) -> tuple[list[str], str, list[str]]:

@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import grpc
-
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.topics import TOPICS
+from herald.rpc.tls import channel
 from herald.tools.processes import ServiceProcess
+from herald.tools.secure_files import SecureFiles
 from herald.tools.topic_admin import ensure_topics
 from tests.reliability.load import POLL_S, Ledger, Load
 from tests.reliability.observe import Stores, full_history, stored_history
@@ -54,6 +54,8 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     # Settings a scenario changes for both services (a shorter poll interval, say).
     overrides: dict[str, str] = field(default_factory=dict)
+    # With these, both services serve mTLS and require tokens, and every client uses them.
+    secure: SecureFiles | None = None
 
     def start(self, relay_timeout_s: float = 3.0) -> None:
         # Herald's own topics under this scenario's names: same partitions and replication.
@@ -62,7 +64,7 @@ class Stack:
             self.bootstrap,
             (replace(events, name=self.topic), replace(dead_letters, name=self.dlq)),
         )
-        self.env = env = {
+        self.env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "HERALD_EVENTS_TOPIC": self.topic,
             "HERALD_DLQ_TOPIC": self.dlq,
@@ -71,16 +73,21 @@ class Stack:
             "AUTH_DATA_DIR": str(self.folder / "auth"),
             "USERS_RELAY_TIMEOUT_S": str(relay_timeout_s),
             "LOG_LEVEL": "WARNING",
+            **(self.secure.server_env() if self.secure else {}),
             **self.overrides,
         }
-        self.users = ServiceProcess("users_svc", env, self.folder / "users_svc.log")
-        self.auth = ServiceProcess("auth_svc", env, self.folder / "auth_svc.log")
+        self.users = self._service("users_svc", "users_svc")
+        self.auth = self._service("auth_svc", "auth_svc")
         self.users.start()
         self.auth.start(timeout_s=60)
 
     def another_auth(self, name: str) -> ServiceProcess:
         """One more auth_svc in the same group, sharing the database."""
-        return ServiceProcess("auth_svc", self.env, self.folder / f"{name}.log")
+        return self._service("auth_svc", name)
+
+    def _service(self, module: str, name: str) -> ServiceProcess:
+        tls = self.secure.client_tls() if self.secure else None
+        return ServiceProcess(module, self.env, self.folder / f"{name}.log", tls=tls)
 
     @contextmanager
     def stores(self) -> Iterator[Stores]:
@@ -123,11 +130,16 @@ class OutboxWatch:
                 self.peak = max(self.peak, stores.outbox.pending_count())
 
 
-def consumer_status(target: str) -> auth_pb2.GetConsumerStatusResponse:
-    """What the auth_svc at `target` says of its consumer (GetConsumerStatus)."""
-    with grpc.insecure_channel(target) as channel:
-        return auth_pb2_grpc.AuthServiceStub(channel).GetConsumerStatus(
-            auth_pb2.GetConsumerStatusRequest(), timeout=5
+def consumer_status(
+    target: str, secure: SecureFiles | None = None
+) -> auth_pb2.GetConsumerStatusResponse:
+    """What the auth_svc at `target` says of its consumer (GetConsumerStatus), asked as an
+    operator when the stack is secure."""
+    tls = secure.client_tls() if secure else None
+    metadata = secure.bearer("reliability-operator", "herald.operator") if secure else ()
+    with channel(target, tls) as connection:
+        return auth_pb2_grpc.AuthServiceStub(connection).GetConsumerStatus(
+            auth_pb2.GetConsumerStatusRequest(), timeout=5, metadata=metadata
         )
 
 
@@ -187,7 +199,12 @@ class Run:
         """A fixed load: each client creates its users and renames each of them."""
         assert self.stack.users is not None
         self.load = Load(
-            self.stack.users.target, workers, users_per_worker, updates_per_user, ledger=self.ledger
+            self.stack.users.target,
+            workers,
+            users_per_worker,
+            updates_per_user,
+            ledger=self.ledger,
+            secure=self.stack.secure,
         )
         return self.load
 
@@ -201,6 +218,7 @@ class Run:
             updates_per_user=4,
             pause_s=pause_s,
             ledger=self.ledger,
+            secure=self.stack.secure,
         ).start()
         return self.load
 
@@ -217,13 +235,15 @@ def scenario(
     bootstrap: str,
     folder: Path,
     report: Callable[[Result], None],
+    *,
     env: dict[str, str] | None = None,
+    secure: SecureFiles | None = None,
 ) -> Iterator[Run]:
-    """Start a stack (with `env` on top of its settings), run the body, judge the whole
-    history, report, and require that every promise was kept (tests.reliability.oracle) and
-    the fault shown to have happened."""
+    """Start a stack (with `env` on top of its settings, and secured by `secure`'s files when
+    given), run the body, judge the whole history, report, and require that every promise was
+    kept (tests.reliability.oracle) and the fault shown to have happened."""
     began = time.monotonic()
-    run = Run(Stack(bootstrap, folder, overrides=dict(env or {})))
+    run = Run(Stack(bootstrap, folder, overrides=dict(env or {}), secure=secure))
     run.stack.start()
     try:
         yield run

@@ -12,6 +12,8 @@ from functools import partial
 import grpc
 from google.protobuf import field_mask_pb2
 
+from herald.rpc.tls import channel
+from herald.tools.secure_files import SecureFiles
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.reliability.oracle import Ack
 
@@ -50,8 +52,12 @@ class Load:
         *,
         pause_s: float = 0.0,
         ledger: Ledger | None = None,
+        secure: SecureFiles | None = None,
     ) -> None:
         self._target = target
+        # With `secure`, each client calls over mTLS as a real caller would: it creates with
+        # a `users.create` token and renames each user with that user's own token.
+        self._secure = secure
         # A pause after each call makes a steady stream that outlasts slow faults (a broker
         # restart takes ~10 s); `stop()` ends it.
         self._pause_s = pause_s
@@ -94,12 +100,14 @@ class Load:
             thread.join(30)
 
     def _work(self) -> None:
-        with grpc.insecure_channel(self._target) as channel:
-            stub = users_pb2_grpc.UserServiceStub(channel)
+        tls = self._secure.client_tls() if self._secure else None
+        with channel(self._target, tls) as connection:
+            stub = users_pb2_grpc.UserServiceStub(connection)
             for _ in range(self._users):
                 user_id = self._create(stub)
                 if user_id is None:
                     return
+                as_user = self._bearer(user_id, "")
                 for n in range(self._updates):
                     if self.stopping.is_set():
                         return
@@ -107,19 +115,23 @@ class Load:
                         user=users_pb2.User(id=user_id, name=f"Name {n}"),
                         update_mask=field_mask_pb2.FieldMask(paths=["name"]),
                     )
-                    self._call(partial(stub.UpdateUser, request, timeout=5))
+                    self._call(partial(stub.UpdateUser, request, timeout=5, metadata=as_user))
 
     def _create(self, stub: users_pb2_grpc.UserServiceStub) -> str | None:
         request = users_pb2.CreateUserRequest(
             name="Reliable", email=f"{uuid.uuid4().hex}@example.com", request_id=str(uuid.uuid4())
         )
+        creator = self._bearer("reliability-load", "users.create")
         while not self.stopping.is_set():
-            user = self._call(partial(stub.CreateUser, request, timeout=5))
+            user = self._call(partial(stub.CreateUser, request, timeout=5, metadata=creator))
             if user is not None:
                 self.created += 1
                 return str(user.id)
             self.stopping.wait(0.2)
         return None
+
+    def _bearer(self, subject: str, scope: str) -> tuple[tuple[str, str], ...]:
+        return self._secure.bearer(subject, scope) if self._secure else ()
 
     def _call(self, call: Callable[[], Answer]) -> users_pb2.User | None:
         if self._pause_s:

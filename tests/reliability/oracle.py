@@ -133,6 +133,11 @@ SIGKILLED = -9  # subprocess's return code for a process ended by SIGKILL
 OUTBOX_HELD = Rule("the outbox held rows during the fault", _positive("outbox_peak"))
 FAULT_RULES: dict[str, tuple[Rule, ...]] = {
     "baseline": (),
+    "baseline_secure": (
+        Rule("a plaintext client got no answer", _equals("plaintext_health", None)),
+        Rule("a call without a token was refused", _equals("no_token", "UNAUTHENTICATED")),
+        Rule("a call as another user was refused", _equals("other_user", "PERMISSION_DENIED")),
+    ),
     "kafka_down": (Rule("the broker was down", _equals("broker_running", False)), OUTBOX_HELD),
     "broker_kill": (Rule("the broker was gone", _equals("broker_running", False)), OUTBOX_HELD),
     "leader_kill_3node": (Rule("the partition leader changed at each kill", _leader_moved),),

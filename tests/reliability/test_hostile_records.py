@@ -150,7 +150,9 @@ def paused_within(target: str, timeout_s: float) -> bool:
 def test_auth_db_outage(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
     # A poll interval shorter than the outage: waiting without polling would be evicted.
     env = {"AUTH_MAX_POLL_INTERVAL_MS": "20000"}
-    with scenario("auth_db_outage", single_node.bootstrap_servers, tmp_path, report, env) as run:
+    with scenario(
+        "auth_db_outage", single_node.bootstrap_servers, tmp_path, report, env=env
+    ) as run:
         auth = run.stack.auth
         assert auth is not None
         load = run.stream()

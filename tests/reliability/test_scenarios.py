@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from confluent_kafka import Producer
 
 from herald.kafka.config import producer_config
 from herald.kafka.records import Headers
+from herald.rpc.client import health_status
+from herald.rpc.tls import channel
 from herald.tools.localkafka import LocalKafka
+from herald.tools.secure_files import SecureFiles
+from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.reliability.harness import Result, consumer_status, scenario
-from tests.support import end_offsets, eventually
+from tests.support import end_offsets, eventually, uid
 
 Report = Callable[[Result], None]
 
@@ -31,6 +36,40 @@ def test_baseline(single_node: LocalKafka, tmp_path: Path, report: Report) -> No
         run.loaded(workers=8, users_per_worker=25, updates_per_user=24).start().join(180)
     assert run.result is not None
     assert run.result.acknowledged == 5000
+
+
+def test_baseline_secure(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
+    """The baseline's load with both services on mTLS and requiring tokens: each client
+    creates with a `users.create` token and renames each user with that user's own token."""
+    secure = SecureFiles.made(tmp_path / "secure")
+    bootstrap = single_node.bootstrap_servers
+    with scenario("baseline_secure", bootstrap, tmp_path, report, secure=secure) as run:
+        run.loaded(workers=8, users_per_worker=25, updates_per_user=24).start().join(180)
+        assert run.stack.users is not None
+        run.fault.update(security_evidence(run.stack.users.target, secure))
+    assert run.result is not None
+    assert run.result.acknowledged == 5000
+
+
+def security_evidence(target: str, secure: SecureFiles) -> dict[str, object]:
+    """What the users_svc at `target` told callers who lacked something the load had."""
+
+    def code_of(metadata: tuple[tuple[str, str], ...]) -> str:
+        request = users_pb2.GetUserRequest(id=uid("someone"))
+        with channel(target, secure.client_tls()) as connection:
+            try:
+                users_pb2_grpc.UserServiceStub(connection).GetUser(
+                    request, timeout=5, metadata=metadata
+                )
+            except grpc.RpcError as error:
+                return str(error.code().name)
+        return "OK"
+
+    return {
+        "plaintext_health": health_status(target, timeout_s=2),
+        "no_token": code_of(()),
+        "other_user": code_of(secure.bearer(uid("somebody else"))),
+    }
 
 
 def test_kafka_down(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:

@@ -24,6 +24,11 @@ from tests.reliability.oracle import (
 
 GOOD_FAULTS: dict[str, dict[str, object]] = {
     "baseline": {},
+    "baseline_secure": {
+        "plaintext_health": None,
+        "no_token": "UNAUTHENTICATED",
+        "other_user": "PERMISSION_DENIED",
+    },
     "kafka_down": {"broker_running": False, "outbox_peak": 40},
     "broker_kill": {"broker_running": False, "outbox_peak": 12},
     "leader_kill_3node": {"leaders": [{"before": 1, "after": 2}, {"before": 2, "after": 3}]},
@@ -249,6 +254,15 @@ class TestFault:
             ),
             ("poison_records", {"injected": 0}, "poison was injected"),
             ("hostile_grpc", {"refused": 0}, "refused"),
+            (
+                "baseline_secure",
+                {
+                    "plaintext_health": 1,
+                    "no_token": "UNAUTHENTICATED",
+                    "other_user": "PERMISSION_DENIED",
+                },
+                "plaintext client",
+            ),
         ],
     )
     def test_a_fault_that_did_not_happen(

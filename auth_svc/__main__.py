@@ -39,15 +39,17 @@ def main() -> int:
         server = settings.grpc_server(
             settings.grpc_host, settings.grpc_port, [auth_service(store, status.snapshot)]
         )
+        kafka = settings.kafka_security()
     except (ValueError, OSError) as error:  # InsecureListenError among them
         logger.error("not starting: %s", error)
         return 2
     dead_letters = KafkaBatchSender(
-        settings.producer_config("auth-svc-dlq"), timeout_s=DLQ_SEND_TIMEOUT_S
+        settings.producer_config("auth-svc-dlq", kafka), timeout_s=DLQ_SEND_TIMEOUT_S
     )
     kafka_config = settings.consumer_config(
         settings.consumer_group,
         "auth-svc",
+        kafka,
         **{
             "auto.commit.interval.ms": settings.commit_interval_ms,
             "max.poll.interval.ms": settings.max_poll_interval_ms,

@@ -9,7 +9,7 @@ from auth_svc.applying import MAX_BACKOFF_S, RetryPolicy
 from auth_svc.consumer import ConsumerTuning, Subscription
 from herald.contract.events import USERS_SVC_SOURCE
 from herald.kafka.config import SESSION_TIMEOUT_MS
-from herald.kafka.topics import DLQ_TOPIC
+from herald.kafka.topics import AUTH_GROUP, DLQ_TOPIC
 from herald.settings import ServiceSettings, server_limit, setting
 
 
@@ -21,7 +21,7 @@ class Settings(ServiceSettings):
         "address the gRPC server binds; off loopback it needs TLS (or HERALD_INSECURE_LISTEN)",
     )
     grpc_port: int = setting("AUTH_GRPC_PORT", 50052, "gRPC port")
-    consumer_group: str = setting("AUTH_CONSUMER_GROUP", "auth-svc", "Kafka consumer group")
+    consumer_group: str = setting("AUTH_CONSUMER_GROUP", AUTH_GROUP, "Kafka consumer group")
     # Instances on one host may share the file: SQLite serialises their writes.
     data_dir: Path = setting(
         "AUTH_DATA_DIR",

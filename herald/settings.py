@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from herald.kafka.config import ClientConfig, consumer_config, producer_config
+from herald.kafka.security import DEFAULT_MECHANISM, KafkaSecurity
 from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.limits import ServerLimits
 from herald.rpc.server import GrpcServer, ServiceBinding, create_server
@@ -57,6 +58,23 @@ class ServiceSettings:
 
     kafka_bootstrap_servers: str = setting(
         "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092", "Kafka brokers to bootstrap from"
+    )
+    kafka_security_protocol: str = setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "`PLAINTEXT`, `SSL` or `SASL_SSL` (TLS, and SCRAM as the user below)",
+    )
+    kafka_sasl_mechanism: str = setting(
+        "KAFKA_SASL_MECHANISM", DEFAULT_MECHANISM, "`SCRAM-SHA-512` or `SCRAM-SHA-256`"
+    )
+    kafka_sasl_username: str = setting(
+        "KAFKA_SASL_USERNAME", "", "the SCRAM user (the ACLs' `User:` principal) for SASL_SSL"
+    )
+    kafka_sasl_password_file: str = setting(
+        "KAFKA_SASL_PASSWORD_FILE", "", "file holding its password (never the password itself)"
+    )
+    kafka_ssl_ca_file: str = setting(
+        "KAFKA_SSL_CA_FILE", "", "CA of the brokers' certificates (PEM); else the system's"
     )
     events_topic: str = setting("HERALD_EVENTS_TOPIC", EVENTS_TOPIC, "the events topic")
     shutdown_grace_s: float = setting(
@@ -138,15 +156,30 @@ class ServiceSettings:
             **{each.name: getattr(self, each.name) for each in fields(ServerLimits)}
         )
 
-    def producer_config(self, client_id: str) -> ClientConfig:
+    def kafka_security(self) -> KafkaSecurity:
+        """The Kafka clients' security, the SASL password read from its file. Raises
+        ValueError, with a one-line reason, for settings that do not hold together."""
+        return KafkaSecurity.configured(*(getattr(self, name) for name in _KAFKA_SECURITY))
+
+    @classmethod
+    def kafka_security_from_env(cls, env: Mapping[str, str] = os.environ) -> KafkaSecurity:
+        """kafka_security as from_env would set it, without reading (or failing on) the other
+        settings: for the `herald` tools, which share only the Kafka ones."""
+        return KafkaSecurity.configured(
+            *(cls.value_from_env(name, env) for name in _KAFKA_SECURITY)
+        )
+
+    def producer_config(self, client_id: str, security: KafkaSecurity) -> ClientConfig:
         """Herald's producer settings, for this service's brokers."""
-        return producer_config(self.kafka_bootstrap_servers, client_id)
+        return producer_config(self.kafka_bootstrap_servers, client_id, security)
 
     def consumer_config(
-        self, group_id: str, client_id: str, **overrides: str | int
+        self, group_id: str, client_id: str, security: KafkaSecurity, **overrides: str | int
     ) -> ClientConfig:
         """Herald's consumer settings, for this service's brokers."""
-        return consumer_config(self.kafka_bootstrap_servers, group_id, client_id, **overrides)
+        return consumer_config(
+            self.kafka_bootstrap_servers, group_id, client_id, security, **overrides
+        )
 
     @classmethod
     def declared(cls) -> list[Declared]:
@@ -156,6 +189,16 @@ class ServiceSettings:
             for each in fields(cls)
             if "variable" in each.metadata
         ]
+
+
+# The fields KafkaSecurity.configured takes, in its order.
+_KAFKA_SECURITY = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password_file",
+    "kafka_ssl_ca_file",
+)
 
 
 def _set(each: Field[Any], env: Mapping[str, str]) -> bool:

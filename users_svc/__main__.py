@@ -28,21 +28,23 @@ def main() -> int:
     settings = Settings.from_env()
     stopping = begin(settings.log_level)
     store = SqliteUserStore(settings.database_path)
-    sender = KafkaBatchSender(
-        settings.producer_config("users-svc-relay"), timeout_s=settings.relay_timeout_s
-    )
-    relay = OutboxRelay(
-        store,
-        sender,
-        batch_size=settings.relay_batch_size,
-        retention=timedelta(seconds=settings.outbox_retention_s),
-    )
-    users = UserApplication(
-        store,
-        EventRecordFactory(topic=settings.events_topic, source=settings.event_source),
-        on_event=relay.wake,
-    )
     try:
+        # Before the producer: unusable Kafka credentials stop the start with their reason.
+        kafka = settings.kafka_security()
+        sender = KafkaBatchSender(
+            settings.producer_config("users-svc-relay", kafka), timeout_s=settings.relay_timeout_s
+        )
+        relay = OutboxRelay(
+            store,
+            sender,
+            batch_size=settings.relay_batch_size,
+            retention=timedelta(seconds=settings.outbox_retention_s),
+        )
+        users = UserApplication(
+            store,
+            EventRecordFactory(topic=settings.events_topic, source=settings.event_source),
+            on_event=relay.wake,
+        )
         server = settings.grpc_server(settings.grpc_host, settings.grpc_port, [user_service(users)])
     except (ValueError, OSError) as error:  # InsecureListenError among them
         logger.error("not starting: %s", error)

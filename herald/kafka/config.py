@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-# librdkafka reads every value; ints and bools stay typed so a typo fails at creation.
-ClientConfig = dict[str, str | int | bool]
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
+
+# librdkafka reads every value; numbers and bools stay typed so a typo fails at creation
+# (float too, because the admin client's stub asks for it).
+ClientConfig = dict[str, str | int | float | bool]
+
+# Each config function takes the client's KafkaSecurity positionally (PLAINTEXT by default),
+# before `/`: so no librdkafka override passed as **overrides can be taken for it.
 
 # A member that stops heartbeating (a crash) is declared dead after this long.
 SESSION_TIMEOUT_MS = 10_000
 
 
-def producer_config(bootstrap_servers: str, client_id: str, **overrides: str | int) -> ClientConfig:
+def producer_config(
+    bootstrap_servers: str,
+    client_id: str,
+    security: KafkaSecurity = PLAINTEXT,
+    /,
+    **overrides: str | int,
+) -> ClientConfig:
     """A producer that writes each record once, in order, to every in-sync replica.
 
     librdkafka leaves idempotence off by default (the Java client turns it on). With it on,
@@ -21,13 +33,19 @@ def producer_config(bootstrap_servers: str, client_id: str, **overrides: str | i
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
+        **security.client_config(),
     }
     config.update(overrides)
     return config
 
 
 def consumer_config(
-    bootstrap_servers: str, group_id: str, client_id: str, **overrides: str | int
+    bootstrap_servers: str,
+    group_id: str,
+    client_id: str,
+    security: KafkaSecurity = PLAINTEXT,
+    /,
+    **overrides: str | int,
 ) -> ClientConfig:
     """A consumer that gives at-least-once delivery: offsets advance only after processing.
 
@@ -48,6 +66,18 @@ def consumer_config(
         # process gets in, that much sooner.
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "isolation.level": "read_committed",
+        **security.client_config(),
     }
     config.update(overrides)
     return config
+
+
+def admin_config(
+    bootstrap_servers: str, client_id: str, *, security: KafkaSecurity = PLAINTEXT
+) -> ClientConfig:
+    """An admin client's settings: only where the brokers are and who is asking."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "client.id": client_id,
+        **security.client_config(),
+    }

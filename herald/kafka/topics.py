@@ -1,6 +1,8 @@
-"""The Kafka topics Herald uses: their names, sizes and retention, and how they are replicated.
+"""The Kafka topics Herald uses: their names, sizes and retention, and how they are replicated;
+and the consumer groups that read them.
 
-`herald topics ensure` (herald.tools.topic_admin) creates them from these specs.
+`herald topics ensure` (herald.tools.topic_admin) creates them from these specs, and grants
+the groups and topics to Herald's principals (herald.kafka.acls).
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ from dataclasses import dataclass
 
 EVENTS_TOPIC = "herald.users.v1.events"
 DLQ_TOPIC = "herald.users.v1.events.dlq"
+
+# auth_svc's group (AUTH_CONSUMER_GROUP by default), and the one `herald dlq replay` keeps
+# its place in: fixed names, so the ACLs can grant exactly them.
+AUTH_GROUP = "auth-svc"
+REPLAY_GROUP = "herald-dlq-replay"
 
 _DAY_MS = 24 * 60 * 60 * 1000
 

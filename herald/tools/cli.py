@@ -12,17 +12,13 @@ from confluent_kafka import KafkaException
 from grpc_health.v1.health_pb2 import HealthCheckResponse
 
 from auth_svc.settings import Settings as AuthSettings
-from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
-from herald.lifecycle import shutdown_event
 from herald.rpc.client import SERVING, health_status
 from herald.rpc.tls import ClientTls
-from herald.settings import ServiceSettings
 from herald.tools.certs import add_credential_commands
 from herald.tools.devstack import run_stack
+from herald.tools.kafka_commands import add_kafka_client_commands
 from herald.tools.localkafka import KafkaLaunchError, LocalKafka
 from herald.tools.processes import free_ports
-from herald.tools.replay import replay
-from herald.tools.tail import tail
 from herald.tools.topic_admin import ensure_topics
 from users_svc.settings import Settings as UsersSettings
 
@@ -62,44 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (start, stop, kill, status):
         _add_paths(sub)
 
-    ensure = _kafka_command(
-        commands, "topics", "Herald's topics", "ensure", "create missing topics (idempotent)"
-    )
-    ensure.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for Kafka")
-    ensure.set_defaults(handler=_topics_ensure)
-
-    tail = _kafka_command(
-        commands,
-        "events",
-        "the events on Herald's topics",
-        "tail",
-        "print records as JSON lines, protobuf payloads decoded by ce_type",
-    )
-    tail.add_argument("--topic", default=EVENTS_TOPIC, help=f"default {EVENTS_TOPIC}")
-    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
-    tail.add_argument("--follow", action="store_true", help="keep printing new records")
-    tail.set_defaults(handler=_events_tail)
-
-    replay = _kafka_command(
-        commands,
-        "dlq",
-        "the dead-letter topic",
-        "replay",
-        "send dead letters a retry can fix back to the events topic, once",
-    )
-    replay.add_argument("--topic", default=DLQ_TOPIC, help=f"dead-letter topic ({DLQ_TOPIC})")
-    # Never a letter's own herald.dlq.topic header: a forged letter could name any topic.
-    replay.add_argument(
-        "--to",
-        default=ServiceSettings.value_from_env("events_topic"),
-        help=f"the topic to send to; default HERALD_EVENTS_TOPIC, else {EVENTS_TOPIC}",
-    )
-    replay.add_argument(
-        "--include-poison",
-        action="store_true",
-        help="also replay letters whose error says the record is wrong (never a cut one)",
-    )
-    replay.set_defaults(handler=_dlq_replay)
+    add_kafka_client_commands(commands)
 
     health = commands.add_parser(
         "health", help="exit 0 if a server's gRPC health says SERVING (for container checks)"
@@ -121,22 +80,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _kafka_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    group: str,
-    group_help: str,
-    action: str,
-    action_help: str,
-) -> argparse.ArgumentParser:
-    """`herald GROUP ACTION`: a command that talks to the Kafka at --bootstrap-servers."""
-    actions = commands.add_parser(group, help=group_help).add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    parser = actions.add_parser(action, help=action_help)
-    parser.add_argument("--bootstrap-servers", default=_env_bootstrap())
-    return parser
-
-
 def _add_paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--libs",
@@ -152,17 +95,13 @@ def _add_paths(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _env_bootstrap() -> str:
-    return str(ServiceSettings.value_from_env("kafka_bootstrap_servers"))
-
-
 def _existing(args: argparse.Namespace) -> LocalKafka | None:
     """The cluster an earlier `herald kafka start` left in the run folder, if any."""
     return LocalKafka.load(libs_dir=args.libs.resolve(), run_dir=args.run_dir.resolve())
 
 
 def _cluster(
-    args: argparse.Namespace, node_count: int | None = None, free_ports: bool = False
+    args: argparse.Namespace, node_count: int | None = None, on_free_ports: bool = False
 ) -> LocalKafka:
     libs, run_dir = args.libs.resolve(), args.run_dir.resolve()
     existing = LocalKafka.load(libs_dir=libs, run_dir=run_dir)
@@ -177,7 +116,7 @@ def _cluster(
         raise KafkaLaunchError(
             f"no local cluster in {run_dir}; start one with `herald kafka start`"
         )
-    layout = LocalKafka.on_free_ports if free_ports else LocalKafka.standard
+    layout = LocalKafka.on_free_ports if on_free_ports else LocalKafka.standard
     return layout(libs_dir=libs, run_dir=run_dir, node_count=node_count)
 
 
@@ -231,34 +170,6 @@ def _kafka_status(args: argparse.Namespace) -> int:
     return 0 if running == len(cluster.nodes) else 1
 
 
-def _topics_ensure(args: argparse.Namespace) -> int:
-    created = ensure_topics(args.bootstrap_servers, timeout_s=args.timeout)
-    print(f"created: {', '.join(created)}" if created else "all topics exist")
-    return 0
-
-
-def _events_tail(args: argparse.Namespace) -> int:
-    # Ctrl-C (or SIGTERM) ends --follow cleanly; a plain tail ends at the end of the topic.
-    stopping = shutdown_event() if args.follow else None
-    tail(
-        args.bootstrap_servers,
-        args.topic,
-        sys.stdout,
-        from_beginning=args.from_beginning,
-        follow=args.follow,
-        stopping=stopping,
-    )
-    return 0
-
-
-def _dlq_replay(args: argparse.Namespace) -> int:
-    summary = replay(
-        args.bootstrap_servers, args.topic, to_topic=args.to, include_poison=args.include_poison
-    )
-    print(f"{args.topic} to {args.to}: {summary}")
-    return 0
-
-
 def _tls_arguments(parser: argparse.ArgumentParser) -> None:
     """grpcurl's names for a client's TLS files; HERALD_TLS_CA_FILE and its siblings by
     default."""
@@ -288,7 +199,7 @@ def _up(args: argparse.Namespace) -> int:
     if Path(grpcurl).is_absolute() and Path(grpcurl).is_relative_to(cwd):
         grpcurl = str(Path(grpcurl).relative_to(cwd))
     users_port, auth_port = free_ports(2) if args.free_ports else (args.users_port, args.auth_port)
-    cluster = _cluster(args, args.nodes, free_ports=args.free_ports)
+    cluster = _cluster(args, args.nodes, on_free_ports=args.free_ports)
     return run_stack(cluster, users_port=users_port, auth_port=auth_port, grpcurl=grpcurl)
 
 

@@ -23,14 +23,16 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from herald.kafka import deadletter
-from herald.kafka.config import producer_config
+from herald.kafka.config import consumer_config, producer_config
 from herald.kafka.records import Record, header_values
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
 from herald.kafka.sender import KafkaBatchSender
+from herald.kafka.topics import REPLAY_GROUP
 from herald.storage.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
-REPLAY_GROUP = "herald-dlq-replay"
+REPLAY_CLIENT = "herald-dlq-replay"
 
 # The error classes a retry can fix: the store was down, the record itself was fine. Every
 # other class (DecodeError, PoisonRecordError, InvalidEventError, ...) says the record is
@@ -86,22 +88,23 @@ def replay(
     include_poison: bool = False,
     group_id: str = REPLAY_GROUP,
     timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> Summary:
     """Replay what is in `dlq_topic` now and was not looked at before, to `to_topic`.
 
     Letters `verdict` does not pass are skipped, logged by partition and offset (their
     content may hold personal data), and counted; the group still commits past them.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            # If retention has deleted records past the group's position, start at the oldest.
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
+    # Herald's consumer settings (earliest: if retention deleted records past the group's
+    # position, start at the oldest), committing only by hand, after the records are back.
+    config = consumer_config(
+        bootstrap_servers,
+        group_id,
+        REPLAY_CLIENT,
+        security,
+        **{"enable.auto.commit": False},
     )
+    consumer = Consumer(config)
     try:
         messages, next_offsets = _read_new(consumer, dlq_topic, timeout_s)
         counts = dict.fromkeys(Verdict, 0)
@@ -120,7 +123,7 @@ def replay(
                 )
         if records:
             sender = KafkaBatchSender(
-                producer_config(bootstrap_servers, "herald-dlq-replay"), timeout_s=10
+                producer_config(bootstrap_servers, REPLAY_CLIENT, security), timeout_s=10
             )
             if not all(sender.send(records)):
                 raise RuntimeError("some records were not acknowledged; nothing was committed")

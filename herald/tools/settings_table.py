@@ -1,7 +1,8 @@
-"""README's configuration table, made from the services' Settings declarations.
+"""README's generated tables: the configuration, from the services' Settings declarations,
+and the Kafka ACLs, from herald.kafka.acls' grants.
 
-`make docs` writes it into README.md between its two markers; `--check` (a unit test runs the
-same comparison) fails when README.md says something the code does not.
+`make docs` writes each into README.md between its two markers; `--check` (a unit test runs
+the same comparison) fails when README.md says something the code does not.
 Run: python -m herald.tools.settings_table [--check] README.md
 """
 
@@ -12,11 +13,14 @@ import sys
 from pathlib import Path
 
 from auth_svc.settings import Settings as AuthSettings
+from herald.kafka.acls import Grant, grants
 from herald.settings import Declared
 from users_svc.settings import Settings as UsersSettings
 
 START = "<!-- settings table: made by `make docs` from the Settings classes -->"
 END = "<!-- end of settings table -->"
+ACL_START = "<!-- ACL table: made by `make docs` from herald/kafka/acls.py -->"
+ACL_END = "<!-- end of ACL table -->"
 
 
 def table() -> str:
@@ -32,13 +36,31 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def acl_table(wanted: tuple[Grant, ...] | None = None) -> str:
+    """One row per principal and resource, with the operations it is allowed there."""
+    allowed: dict[tuple[str, str, str], list[str]] = {}
+    for each in wanted or grants():
+        resource = (each.principal, each.resource_type.name.lower(), each.name)
+        allowed.setdefault(resource, []).append(each.operation.name.replace("_", " ").title())
+    lines = ["| principal | resource | allowed |", "|---|---|---|"]
+    lines += [
+        f"| `{principal}` | {kind} `{name}` | {', '.join(operations)} |"
+        for (principal, kind, name), operations in allowed.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def with_table(readme: str) -> str:
-    """`readme` with the text between the markers replaced by the current table."""
-    before, start, rest = readme.partition(START)
-    _old, end, after = rest.partition(END)
+    """`readme` with the text between each pair of markers replaced by its current table."""
+    return _replaced(_replaced(readme, START, END, table()), ACL_START, ACL_END, acl_table())
+
+
+def _replaced(readme: str, start_marker: str, end_marker: str, body: str) -> str:
+    before, start, rest = readme.partition(start_marker)
+    _old, end, after = rest.partition(end_marker)
     if not start or not end:
-        raise ValueError(f"README.md lacks the markers {START!r} and {END!r}")
-    return f"{before}{START}\n{table()}{END}{after}"
+        raise ValueError(f"README.md lacks the markers {start_marker!r} and {end_marker!r}")
+    return f"{before}{start}\n{body}{end}{after}"
 
 
 def _shown(each: Declared) -> str:
@@ -59,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if wanted == text:
         return 0
     if args.check:
-        print(f"{args.readme}: the settings table is stale; run `make docs`", file=sys.stderr)
+        print(f"{args.readme}: a generated table is stale; run `make docs`", file=sys.stderr)
         return 1
     args.readme.write_text(wanted)
     return 0

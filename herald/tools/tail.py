@@ -18,7 +18,9 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Top
 from google.protobuf import json_format, symbol_database
 from google.protobuf.message import DecodeError
 
+from herald.kafka.config import consumer_config
 from herald.kafka.records import header_values
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
 from herald.timestamps import format_time
 
 # Importing the generated modules registers their messages with the symbol database.
@@ -34,20 +36,22 @@ def tail(
     follow: bool = False,
     stopping: threading.Event | None = None,
     timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> int:
     """Print the topic's records; without `follow`, stop at the end it had when we started.
 
     Returns the number of records printed.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            # A throwaway group that commits nothing: tailing never moves anyone's offsets.
-            "group.id": f"herald-tail-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
+    # A throwaway group that commits nothing: tailing never moves anyone's offsets. It only
+    # assigns partitions, so it never joins the group either.
+    config = consumer_config(
+        bootstrap_servers,
+        f"herald-tail-{uuid.uuid4()}",
+        "herald-tail",
+        security,
+        **{"enable.auto.commit": False},
     )
+    consumer = Consumer(config)
     stopping = stopping or threading.Event()
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]

@@ -14,13 +14,19 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from herald.kafka.config import admin_config
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
 from herald.kafka.topics import TOPICS, TopicSpec, replication_for
 
 logger = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap_servers: str, specs: tuple[TopicSpec, ...] = TOPICS, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    specs: tuple[TopicSpec, ...] = TOPICS,
+    timeout_s: float = 30.0,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names it created.
 
@@ -29,7 +35,7 @@ def ensure_topics(
     personal data longer than the spec says. A shorter retention an operator chose stays.
     So this is safe to run on every start.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(admin_config(bootstrap_servers, "herald-topics", security=security))
     metadata = admin.list_topics(timeout=timeout_s)
     replicas, min_insync = replication_for(len(metadata.brokers))
     missing = [spec for spec in specs if spec.name not in metadata.topics]

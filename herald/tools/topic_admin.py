@@ -14,22 +14,27 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from herald.kafka.config import ClientConfig
 from herald.kafka.topics import TOPICS, TopicSpec, replication_for
 
 logger = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap_servers: str, specs: tuple[TopicSpec, ...] = TOPICS, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    specs: tuple[TopicSpec, ...] = TOPICS,
+    timeout_s: float = 30.0,
+    client: ClientConfig | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names it created.
 
     An existing topic keeps its partitions and settings, except a retention longer than its
     spec, which is lowered to it: a topic created when the DLQ kept 30 days must not keep
     personal data longer than the spec says. A shorter retention an operator chose stays.
-    So this is safe to run on every start.
+    So this is safe to run on every start. `client` adds settings, such as a secure
+    cluster's login (`LocalKafka.client_config`).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client or {})})
     metadata = admin.list_topics(timeout=timeout_s)
     replicas, min_insync = replication_for(len(metadata.brokers))
     missing = [spec for spec in specs if spec.name not in metadata.topics]

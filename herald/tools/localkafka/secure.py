@@ -18,13 +18,14 @@ no password ever reaches server.properties.
 
 from __future__ import annotations
 
+import argparse
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from herald.kafka.config import ClientConfig
-from herald.tools.certs import write_dev_certs
+from herald.tools.certs import DEFAULT_OUT, write_dev_certs
 from herald.tools.localkafka.nodes import Node
 
 # Every Herald principal that logs in with SCRAM. users-svc publishes, auth-svc consumes,
@@ -37,6 +38,19 @@ MECHANISM = "SCRAM-SHA-512"
 CLIENT_PROTOCOL = "SASL_SSL"
 LISTENERS = {"CLIENT": CLIENT_PROTOCOL, "INTERNAL": "SSL", "CONTROLLER": "SSL"}
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+def add_secure_argument(start: argparse.ArgumentParser) -> None:
+    """`herald kafka start --secure [DIR]`: a new cluster is made secure."""
+    start.add_argument(
+        "--secure",
+        nargs="?",
+        type=Path,
+        const=DEFAULT_OUT,
+        metavar="DIR",
+        help="clients log in with SCRAM-SHA-512 over TLS, nodes with certificates, ACLs "
+        f"enforced; certificates and passwords in DIR (default {DEFAULT_OUT}, as `herald certs`)",
+    )
 
 
 @dataclass(frozen=True)

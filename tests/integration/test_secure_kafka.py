@@ -81,7 +81,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     assert cluster.security is not None
     # The passwords exist before the start (which keeps them), so the watch knows them.
     cluster.security.prepare(root / "scratch-keystore.pem")
-    seen = CommandLines(cluster.security.secrets())
+    seen = CommandLines(cluster.security.passwords())
     watcher = threading.Thread(target=seen.watch, daemon=True)
     watcher.start()
     try:

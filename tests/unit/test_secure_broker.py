@@ -77,7 +77,7 @@ def test_server_properties_hold_no_password_and_the_keystore_is_owner_only(
     cluster = secure_cluster(tmp_path)
     assert cluster.security is not None
     text = json.dumps(cluster.broker_settings(cluster.nodes[0]))
-    for password in cluster.security.secrets():
+    for password in cluster.security.passwords():
         assert password not in text
     assert not any("password" in key for key in cluster.broker_settings(cluster.nodes[0]))
     keystore = Path(cluster.broker_settings(cluster.nodes[0])["ssl.keystore.location"])
@@ -199,3 +199,27 @@ def test_secure_flag_defaults_to_the_certs_folder() -> None:
     assert parser.parse_args([]).secure is None
     assert parser.parse_args(["--secure"]).secure == DEFAULT_OUT
     assert parser.parse_args(["--secure", "/x"]).secure == Path("/x")
+
+
+def test_a_failed_format_reads_its_argfile_and_reports_no_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in `java` that prints its arguments and the argfile they name, then fails.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    java = bin_dir / "java"
+    java.write_text(
+        '#!/bin/sh\necho "args: $*"\nfor a; do case "$a" in @*) cat "${a#@}";; esac; done\nexit 1\n'
+    )
+    java.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    cluster = secure_cluster(tmp_path)
+    assert cluster.security is not None
+    with pytest.raises(KafkaLaunchError) as failure:
+        cluster._format(cluster.nodes[0])
+    report = str(failure.value)
+    assert "args: " in report
+    assert "--add-scram" in report  # the argfile was read: it held the SCRAM arguments
+    assert "password=***" in report
+    assert not any(password in report for password in cluster.security.passwords())
+    assert not (tmp_path / "run" / "node-1" / "format.args").exists()

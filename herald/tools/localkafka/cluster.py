@@ -278,7 +278,7 @@ class LocalKafka:
             jvm.format(self.broker_settings(node))
         else:
             security = self.security
-            jvm.format(self.broker_settings(node), security.scram_arguments(), security.secrets())
+            jvm.format(self.broker_settings(node), security.scram_arguments(), security.passwords())
 
 
 def _accepts(port: int) -> bool:

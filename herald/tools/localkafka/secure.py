@@ -97,7 +97,7 @@ class BrokerSecurity:
             arguments += ["--add-scram", f"{MECHANISM}=[{credential}]"]
         return arguments
 
-    def secrets(self) -> list[str]:
+    def passwords(self) -> list[str]:
         """What must never show in a log, a command line or an error message."""
         return [self.password(principal) for principal in PRINCIPALS]
 

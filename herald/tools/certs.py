@@ -1,10 +1,12 @@
 """`herald certs`: a development CA and the certificates and keys a secure local Herald needs.
 
 Under `<out>/tls/`: the CA (`ca.pem`, `ca.key`), a server certificate valid for 127.0.0.1,
-::1 and localhost (`server.pem`, `server.key`), and a client certificate for mTLS
-(`client.pem`, `client.key`). Under `<out>/jwt/`: an Ed25519 token signing key (`signing.key`)
-and the JWKS that verifies it (`jwks.json`). Keys are unencrypted PKCS#8 PEM, readable by
-the owner only: what grpc, librdkafka and the Kafka brokers' Java all read.
+::1 and localhost (`server.pem`, `server.key`), a client certificate for mTLS (`client.pem`,
+`client.key`), and the local Kafka nodes' certificate (`kafka-node.pem`, `kafka-node.key`,
+CN=herald-node: it serves clients and logs the nodes in to each other). Under `<out>/jwt/`: an
+Ed25519 token signing key (`signing.key`) and the JWKS that verifies it (`jwks.json`). Keys
+are unencrypted PKCS#8 PEM, readable by the owner only: what grpc, librdkafka and the Kafka
+brokers' Java all read.
 
 For development only: a production CA keeps its key elsewhere, and an identity provider signs
 the tokens. Files that exist are kept, so running it twice changes nothing; without a CA,
@@ -89,6 +91,8 @@ def write_dev_certs(out: Path = DEFAULT_OUT) -> list[Path]:
     for name, common_name, usage, local in (
         ("server", "herald-server", server_use, True),
         ("client", "herald-client", [ExtendedKeyUsageOID.CLIENT_AUTH], False),
+        # One identity every node shares: its CN is the principal the brokers map it to.
+        ("kafka-node", "herald-node", server_use, True),
     ):
         if not (tls / f"{name}.pem").exists():
             key = ec.generate_private_key(ec.SECP256R1())

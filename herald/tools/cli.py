@@ -17,7 +17,7 @@ from herald.rpc.tls import ClientTls
 from herald.tools.certs import add_credential_commands
 from herald.tools.devstack import run_stack
 from herald.tools.kafka_commands import add_kafka_client_commands
-from herald.tools.localkafka import KafkaLaunchError, LocalKafka
+from herald.tools.localkafka import KafkaLaunchError, LocalKafka, add_secure_argument
 from herald.tools.processes import free_ports
 from herald.tools.topic_admin import ensure_topics
 from users_svc.settings import Settings as UsersSettings
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--nodes", type=int, choices=(1, 3), default=1, help="cluster size")
     start.add_argument("--node", type=int, help="start only this node again, on its data")
     start.add_argument("--fresh", action="store_true", help="delete earlier data first")
+    add_secure_argument(start)
     start.set_defaults(handler=_kafka_start)
     stop = kafka_commands.add_parser("stop", help="stop the cluster (or one --node): SIGTERM")
     stop.add_argument("--node", type=int, help="stop only this node")
@@ -105,11 +106,15 @@ def _cluster(
 ) -> LocalKafka:
     libs, run_dir = args.libs.resolve(), args.run_dir.resolve()
     existing = LocalKafka.load(libs_dir=libs, run_dir=run_dir)
+    secure = args.secure.resolve() if getattr(args, "secure", None) else None
     if existing is not None:
-        if node_count is not None and len(existing.nodes) != node_count:
+        if (node_count is not None and len(existing.nodes) != node_count) or (
+            secure and not existing.security
+        ):
             raise KafkaLaunchError(
-                f"{run_dir} holds a {len(existing.nodes)}-node cluster; "
-                "stop it and use --fresh to start another size"
+                f"{run_dir} holds a {len(existing.nodes)}-node "
+                f"{'secure' if existing.security else 'plaintext'} cluster; "
+                "stop it and use --fresh to start another kind"
             )
         return existing
     if node_count is None:
@@ -117,7 +122,7 @@ def _cluster(
             f"no local cluster in {run_dir}; start one with `herald kafka start`"
         )
     layout = LocalKafka.on_free_ports if on_free_ports else LocalKafka.standard
-    return layout(libs_dir=libs, run_dir=run_dir, node_count=node_count)
+    return layout(libs_dir=libs, run_dir=run_dir, node_count=node_count, secure=secure)
 
 
 def _kafka_start(args: argparse.Namespace) -> int:
@@ -133,7 +138,7 @@ def _kafka_start(args: argparse.Namespace) -> int:
         return 0
     cluster = _cluster(args, args.nodes)
     seconds = cluster.start()
-    created = ensure_topics(cluster.bootstrap_servers)
+    created = ensure_topics(cluster.bootstrap_servers, security=cluster.kafka_security())
     print(f"Kafka ready at {cluster.bootstrap_servers} in {seconds:.1f} s")
     if created:
         print(f"created topics: {', '.join(created)}")

@@ -106,11 +106,11 @@ def up(tmp_path: Path) -> Iterator[Up]:
         assert stack.stop() == 0, stack.output
 
 
-def listening_addresses(root: int) -> set[tuple[str, str]]:
-    """(process name, address) of every listening inet socket of `root` and its descendants."""
+def listening_addresses(root: int) -> set[tuple[int, str, str]]:
+    """(pid, name, address) of every listening inet socket of `root` and its descendants."""
     processes = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
     return {
-        (process.name(), c.laddr.ip)
+        (process.pid, process.name(), c.laddr.ip)
         for process in processes
         for c in process.net_connections("inet")
         if c.status == psutil.CONN_LISTEN
@@ -122,11 +122,13 @@ def test_make_run_listens_on_loopback_and_its_printed_commands_work(up: Up) -> N
     assert "Dev mode: loopback only, plaintext, no tokens" in output
     listening = listening_addresses(up.process.pid)
     # The broker and both services, each with at least one socket.
-    names = [name for name, _ in listening]
+    names = {pid: name for pid, name, _ in listening}.values()
     assert sum(n.startswith("python") for n in names) >= 2, listening
     assert any(n.startswith("java") for n in names), listening
     # grpc may bind 127.0.0.1 through an IPv6 socket (::ffff:127.0.0.1): loopback all the same.
-    assert all(is_loopback(address.removeprefix("::ffff:")) for _, address in listening), listening
+    assert all(is_loopback(address.removeprefix("::ffff:")) for _, _, address in listening), (
+        listening
+    )
 
     commands = printed_commands(output)
     assert {"list", "describe", "CreateUser", "GetUser", "GetAccount"} <= commands.keys()

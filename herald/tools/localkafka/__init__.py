@@ -2,5 +2,14 @@
 
 from herald.tools.localkafka.cluster import LocalKafka, running_cluster
 from herald.tools.localkafka.nodes import STANDARD_PORTS, KafkaLaunchError, Node
+from herald.tools.localkafka.secure import PRINCIPALS, add_secure_argument
 
-__all__ = ["STANDARD_PORTS", "KafkaLaunchError", "LocalKafka", "Node", "running_cluster"]
+__all__ = [
+    "PRINCIPALS",
+    "STANDARD_PORTS",
+    "KafkaLaunchError",
+    "LocalKafka",
+    "Node",
+    "add_secure_argument",
+    "running_cluster",
+]

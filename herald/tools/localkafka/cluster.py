@@ -3,7 +3,8 @@
 Each node is one `java kafka.Kafka` process with its own folder under the run folder:
 `server.properties`, its data, `server.log` and a pid file. The cluster's layout is kept in
 `cluster.json`, so a later command (another `herald kafka …`) finds the same nodes, and a
-stopped or killed node restarts on its old data.
+stopped or killed node restarts on its old data. With `secure`, a folder of certificates and
+passwords, the nodes take only TLS and SCRAM logins and enforce ACLs (see secure.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import logging
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,14 +23,19 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from herald.kafka.config import admin_config
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
+from herald.settings import ServiceSettings
 from herald.tools.localkafka.jvm import NodeProcess
 from herald.tools.localkafka.nodes import (
     LOG4J2_PROPERTIES,
+    STANDARD_INTERNAL_PORTS,
     STANDARD_PORTS,
     KafkaLaunchError,
     Node,
     broker_settings,
 )
+from herald.tools.localkafka.secure import ADMIN, BrokerSecurity, secure_settings
 from herald.tools.processes import free_ports
 
 logger = logging.getLogger(__name__)
@@ -39,12 +44,15 @@ logger = logging.getLogger(__name__)
 class LocalKafka:
     """A local KRaft cluster of 1 or 3 combined nodes with static voters."""
 
-    def __init__(self, *, libs_dir: Path, run_dir: Path, nodes: Sequence[Node]) -> None:
+    def __init__(
+        self, *, libs_dir: Path, run_dir: Path, nodes: Sequence[Node], secure: Path | None = None
+    ) -> None:
         if len(nodes) not in (1, 3):
             raise ValueError("a local cluster has 1 or 3 nodes")
         self.libs_dir = libs_dir
         self.run_dir = run_dir
         self.nodes = tuple(nodes)
+        self.security = None if secure is None else BrokerSecurity(secure)
         log4j_config = run_dir / "log4j2.properties"
         self._jvms = {
             node.node_id: NodeProcess(
@@ -56,18 +64,28 @@ class LocalKafka:
     # --- building one ---
 
     @classmethod
-    def standard(cls, *, libs_dir: Path, run_dir: Path, node_count: int) -> LocalKafka:
-        """The fixed ports README and docker-compose.yml use: 19092, 29092, 39092."""
-        ports = STANDARD_PORTS[:node_count]
-        nodes = [Node(i, port, ctl) for i, (port, ctl) in enumerate(ports, start=1)]
-        return cls(libs_dir=libs_dir, run_dir=run_dir, nodes=nodes)
+    def standard(
+        cls, *, libs_dir: Path, run_dir: Path, node_count: int, secure: Path | None = None
+    ) -> LocalKafka:
+        """The fixed ports README and docker-compose.yml use: 19092, 29092, 39092 (and, when
+        secure, 19094, 29094, 39094 between the brokers)."""
+        nodes = [
+            Node(i, port, ctl, internal if secure else None)
+            for i, ((port, ctl), internal) in enumerate(
+                zip(STANDARD_PORTS[:node_count], STANDARD_INTERNAL_PORTS, strict=False), start=1
+            )
+        ]
+        return cls(libs_dir=libs_dir, run_dir=run_dir, nodes=nodes, secure=secure)
 
     @classmethod
-    def on_free_ports(cls, *, libs_dir: Path, run_dir: Path, node_count: int) -> LocalKafka:
+    def on_free_ports(
+        cls, *, libs_dir: Path, run_dir: Path, node_count: int, secure: Path | None = None
+    ) -> LocalKafka:
         """Ports the OS says are free, so a test run never collides with `make run`."""
-        ports = free_ports(2 * node_count)
-        nodes = [Node(i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(node_count)]
-        return cls(libs_dir=libs_dir, run_dir=run_dir, nodes=nodes)
+        per_node = 3 if secure else 2
+        ports = free_ports(per_node * node_count)
+        nodes = [Node(i + 1, *ports[per_node * i : per_node * (i + 1)]) for i in range(node_count)]
+        return cls(libs_dir=libs_dir, run_dir=run_dir, nodes=nodes, secure=secure)
 
     @classmethod
     def load(cls, *, libs_dir: Path, run_dir: Path) -> LocalKafka | None:
@@ -77,11 +95,36 @@ class LocalKafka:
             return None
         layout = json.loads(state.read_text())
         nodes = [Node(**node) for node in layout["nodes"]]
-        return cls(libs_dir=libs_dir, run_dir=run_dir, nodes=nodes)
+        security = layout.get("security")
+        secure = None if security is None else Path(security["folder"])
+        return cls(libs_dir=libs_dir, run_dir=run_dir, nodes=nodes, secure=secure)
 
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.address for node in self.nodes)
+
+    def client_env(self, principal: str) -> dict[str, str]:
+        """The environment a Herald process reads to log in to this secure cluster."""
+        return self._secured().client_env(self.bootstrap_servers, principal)
+
+    def kafka_security(self, principal: str = ADMIN) -> KafkaSecurity:
+        """How a Herald client reaches the cluster: as `principal` when it is secure."""
+        if self.security is None:
+            return PLAINTEXT
+        return ServiceSettings.kafka_security_from_env(self.client_env(principal))
+
+    def _secured(self) -> BrokerSecurity:
+        if self.security is None:
+            raise KafkaLaunchError(f"the cluster in {self.run_dir} is not secure")
+        return self.security
+
+    def layout(self) -> dict[str, object]:
+        """What cluster.json holds: the nodes, each node's listeners, and the security."""
+        return {
+            "nodes": [asdict(node) for node in self.nodes],
+            "listeners": {n.node_id: self.broker_settings(n)["listeners"] for n in self.nodes},
+            "security": None if self.security is None else self.security.describe(),
+        }
 
     def node(self, node_id: int) -> Node:
         return self._jvm(node_id).node
@@ -104,9 +147,9 @@ class LocalKafka:
         self._check_libs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
-        (self.run_dir / "cluster.json").write_text(
-            json.dumps({"nodes": [asdict(node) for node in self.nodes]}, indent=2)
-        )
+        if self.security is not None:
+            self.security.prepare(self._keystore)
+        (self.run_dir / "cluster.json").write_text(json.dumps(self.layout(), indent=2))
         to_start = [node for node in self.nodes if not self.is_running(node.node_id)]
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             list(pool.map(self._format, to_start))
@@ -149,10 +192,12 @@ class LocalKafka:
         expected = set(node_ids or [node.node_id for node in self.nodes])
         # Listening sockets first: an admin client asked earlier floods stderr with
         # "connection refused" lines while the JVMs warm up.
-        while not all(_accepts(self.node(node_id).port) for node_id in expected):
+        while not all(self.node(node_id).accepts() for node_id in expected):
             self._check_alive(deadline, expected)
             time.sleep(0.1)
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        admin = AdminClient(
+            admin_config(self.bootstrap_servers, "herald-launcher", security=self.kafka_security())
+        )
         while True:
             with contextlib.suppress(KafkaException):
                 if expected <= set(admin.list_topics(timeout=1.0).brokers):
@@ -219,17 +264,24 @@ class LocalKafka:
             raise KafkaLaunchError("java is not on PATH; Kafka needs Java 17 or newer")
 
     def broker_settings(self, node: Node) -> dict[str, str]:
-        """The server.properties of one node (docker-compose.yml mirrors them; a test checks)."""
-        return broker_settings(self.nodes, node, self._jvms[node.node_id].data_dir)
+        """The server.properties of one node (docker-compose.yml mirrors the plaintext ones;
+        a test checks)."""
+        plain = broker_settings(self.nodes, node, self._jvms[node.node_id].data_dir)
+        if self.security is None:
+            return plain
+        return secure_settings(plain, node, self.security, self._keystore)
+
+    @property
+    def _keystore(self) -> Path:
+        return self.run_dir / "tls" / "node-keystore.pem"
 
     def _format(self, node: Node) -> None:
-        self._jvms[node.node_id].format(self.broker_settings(node))
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        jvm = self._jvms[node.node_id]
+        if self.security is None:
+            jvm.format(self.broker_settings(node))
+        else:
+            security = self.security
+            jvm.format(self.broker_settings(node), security.scram_arguments(), security.passwords())
 
 
 @contextlib.contextmanager

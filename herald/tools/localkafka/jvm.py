@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from herald.tools.localkafka.nodes import (
@@ -18,6 +19,7 @@ from herald.tools.localkafka.nodes import (
     Node,
     java_command,
 )
+from herald.tools.localkafka.secure import write_argfile
 
 logger = logging.getLogger(__name__)
 
@@ -39,30 +41,48 @@ class NodeProcess:
     def config(self) -> Path:
         return self.folder / "server.properties"
 
-    def format(self, settings: dict[str, str]) -> None:
-        """Write its server.properties and, if its storage is new, format it."""
+    def format(
+        self, settings: dict[str, str], secret_args: Sequence[str] = (), secrets: Sequence[str] = ()
+    ) -> None:
+        """Write its server.properties and, if its storage is new, format it.
+
+        `secret_args` (SCRAM credentials) reach StorageTool through an owner-only argfile,
+        never its command line, where `ps` would show them to every user; `secrets` are
+        blanked from the output a failure reports.
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
+        # It names key files; only the owner needs to read it.
+        self.config.touch(mode=0o600)
+        self.config.chmod(0o600)
         self.config.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         if (self.data_dir / "meta.properties").exists():
             return
-        result = subprocess.run(
-            self._java(
-                "kafka.tools.StorageTool",
-                "format",
-                "--cluster-id",
-                CLUSTER_ID,
-                "--config",
-                str(self.config),
-                jvm_options=("-Xmx256m",),
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        arguments = [
+            "kafka.tools.StorageTool",
+            "format",
+            "--cluster-id",
+            CLUSTER_ID,
+            "--config",
+            str(self.config),
+            *secret_args,
+        ]
+        # No perf data: it would publish the expanded arguments (`jcmd`, `jps -m`).
+        jvm_options = ("-Xmx256m", "-XX:-UsePerfData")
+        argfile = self.folder / "format.args"
+        try:
+            if secret_args:
+                write_argfile(argfile, arguments)
+                command = self._java(f"@{argfile}", jvm_options=jvm_options)
+            else:
+                command = self._java(*arguments, jvm_options=jvm_options)
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
-            raise KafkaLaunchError(
-                f"formatting node {self.node.node_id} failed:\n{result.stdout}{result.stderr}"
-            )
+            output = result.stdout + result.stderr
+            for secret in secrets:
+                output = output.replace(secret, "***")
+            raise KafkaLaunchError(f"formatting node {self.node.node_id} failed:\n{output}")
 
     def spawn(self) -> None:
         with (self.folder / "server.log").open("ab") as log:

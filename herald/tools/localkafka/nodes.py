@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from herald.kafka.topics import replication_for
 # folder gets fresh data, so every run is a new cluster even with the same id.
 CLUSTER_ID = "SGVyYWxkTG9jYWxLYWZrYQ"
 STANDARD_PORTS = ((19092, 19093), (29092, 29093), (39092, 39093))
+# The inter-broker listener's port, which only a secure cluster has (see secure.py).
+STANDARD_INTERNAL_PORTS = (19094, 29094, 39094)
 
 JVM_OPTIONS = (
     # 512 MiB is plenty for tests and local runs, and lets three nodes share a laptop.
@@ -49,10 +52,18 @@ class Node:
     node_id: int
     port: int
     controller_port: int
+    # A secure node's inter-broker listener; a plaintext node shares its client port.
+    internal_port: int | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def accepts(self) -> bool:
+        """Whether something accepts connections on the client port now."""
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
 
 def broker_settings(nodes: Sequence[Node], node: Node, data_dir: Path) -> dict[str, str]:

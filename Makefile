@@ -117,6 +117,9 @@ test-reliability: install kafka-jars ## Fault scenarios with a whole-history che
 run: install kafka-jars tools ## Start a local broker and both services; Ctrl-C stops all.
 	KAFKA_LIBS=$(KAFKA_LIBS) GRPCURL=$(BIN)/grpcurl $(HERALD) up
 
+run-secure: install kafka-jars tools ## Like `make run`, everything on: gRPC mTLS + tokens, Kafka SASL_SSL + ACLs (files in .run/secure/).
+	KAFKA_LIBS=$(KAFKA_LIBS) GRPCURL=$(BIN)/grpcurl HERALD=$(HERALD) HERALD_RUN_DIR=.run/secure-stack $(HERALD) up --secure
+
 run-cluster: install kafka-jars tools ## Like `make run`, on a local 3-broker cluster (RF 3, min.insync.replicas 2).
 	KAFKA_LIBS=$(KAFKA_LIBS) GRPCURL=$(BIN)/grpcurl HERALD_RUN_DIR=.run/cluster $(HERALD) up --nodes 3
 

@@ -19,6 +19,7 @@ from herald.tools.devstack import run_stack
 from herald.tools.kafka_commands import add_kafka_client_commands
 from herald.tools.localkafka import KafkaLaunchError, LocalKafka, add_secure_argument
 from herald.tools.processes import free_ports
+from herald.tools.secure_files import SecureFiles
 from herald.tools.topic_admin import ensure_topics
 from users_svc.settings import Settings as UsersSettings
 
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--users-port", type=int, default=UsersSettings.value_from_env("grpc_port"))
     up.add_argument("--auth-port", type=int, default=AuthSettings.value_from_env("grpc_port"))
     up.add_argument("--free-ports", action="store_true", help="every port one the OS says is free")
+    add_secure_argument(up)
     _add_paths(up)
     up.set_defaults(handler=_up)
     return parser
@@ -205,7 +207,11 @@ def _up(args: argparse.Namespace) -> int:
         grpcurl = str(Path(grpcurl).relative_to(cwd))
     users_port, auth_port = free_ports(2) if args.free_ports else (args.users_port, args.auth_port)
     cluster = _cluster(args, args.nodes, on_free_ports=args.free_ports)
-    return run_stack(cluster, users_port=users_port, auth_port=auth_port, grpcurl=grpcurl)
+    if cluster.security is not None and not args.secure:
+        raise KafkaLaunchError(f"{args.run_dir} holds a secure cluster: add --secure")
+    secure = SecureFiles.made(args.secure) if args.secure else None
+    ports = {"users_port": users_port, "auth_port": auth_port}
+    return run_stack(cluster, **ports, grpcurl=grpcurl, secure=secure)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from confluent_kafka.admin import AdminClient
-
 from auth_svc.settings import Settings as AuthSettings
-from herald.kafka.acls import ensure_acls, grants
-from herald.kafka.config import admin_config
+from herald.kafka.acls import grants
 from herald.kafka.security import KafkaSecurity
 from herald.kafka.topics import DLQ_TOPIC, EVENTS_TOPIC
 from herald.lifecycle import shutdown_event
 from herald.settings import ServiceSettings
 from herald.tools.replay import replay
 from herald.tools.tail import tail
-from herald.tools.topic_admin import ensure_topics
+from herald.tools.topic_admin import ensure_access, ensure_topics
 
 
 def add_kafka_client_commands(
@@ -102,9 +99,9 @@ def _topics_ensure(args: argparse.Namespace) -> int:
     # Only brokers that authenticate clients can tell Herald's principals apart; a
     # PLAINTEXT or SSL client (anonymous) has no ACLs to give.
     if security.sasl and not args.no_acls:
-        admin = AdminClient(admin_config(args.bootstrap_servers, "herald-acls", security=security))
         wanted = grants(auth_group=AuthSettings.value_from_env("consumer_group"))
-        print(f"ACLs in place: {ensure_acls(admin, wanted, timeout_s=args.timeout)}")
+        count = ensure_access(args.bootstrap_servers, wanted, args.timeout, security=security)
+        print(f"ACLs in place: {count}")
     return 0
 
 

@@ -1,9 +1,11 @@
-"""`herald topics ensure`: the one idempotent command that creates Herald's topics."""
+"""`herald topics ensure`: the one idempotent command that creates Herald's topics (and, on
+brokers that authenticate clients, the ACLs of herald.kafka.acls)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -14,6 +16,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from herald.kafka.acls import Grant, ensure_acls
 from herald.kafka.config import admin_config
 from herald.kafka.security import PLAINTEXT, KafkaSecurity
 from herald.kafka.topics import TOPICS, TopicSpec, replication_for
@@ -137,3 +140,15 @@ def _wait_until_visible(admin: AdminClient, specs: tuple[TopicSpec, ...], timeou
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics not visible in metadata after {timeout_s:g} s")
         time.sleep(0.1)
+
+
+def ensure_access(
+    bootstrap_servers: str,
+    wanted: Sequence[Grant],
+    timeout_s: float = 30.0,
+    *,
+    security: KafkaSecurity,
+) -> int:
+    """Create Herald's ACLs (herald.kafka.acls) as `security`'s principal, a super user."""
+    admin = AdminClient(admin_config(bootstrap_servers, "herald-acls", security=security))
+    return ensure_acls(admin, wanted, timeout_s)

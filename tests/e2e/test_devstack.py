@@ -1,5 +1,7 @@
-"""`make run` as a new user meets it: `herald up` starts a broker and both services, every one
-of them listens on loopback only, and the grpcurl lines it prints work as printed."""
+"""`make run` and `make run-secure` as a new user meets them: `herald up` (with `--secure`)
+starts a broker and both services, every one of them listens on loopback only, and the lines
+it prints work as printed; in secure mode, the same lines without the token or without the
+client certificate are refused."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -82,9 +85,9 @@ def printed_commands(output: str) -> dict[str, str]:
     return keyed
 
 
-def run_printed(command: str, user_id: str = "") -> dict[str, object] | None:
-    """Run one printed line as a user would paste it: its JSON answer, or None if it failed."""
-    run = subprocess.run(
+def pasted(command: str, user_id: str = "") -> subprocess.CompletedProcess[str]:
+    """Run one printed line as a user would paste it, with the id they would put in."""
+    return subprocess.run(
         ["bash", "-c", command.replace("<id from CreateUser>", user_id)],
         cwd=REPO,
         capture_output=True,
@@ -92,18 +95,29 @@ def run_printed(command: str, user_id: str = "") -> dict[str, object] | None:
         timeout=30,
         check=False,
     )
+
+
+def run_printed(command: str, user_id: str = "") -> dict[str, object] | None:
+    """Run one printed line: its JSON answer, or None if it failed."""
+    run = pasted(command, user_id)
     if run.returncode != 0:
         return None
     return json.loads(run.stdout) if run.stdout.lstrip().startswith("{") else {}
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
-    stack = Up(tmp_path / "kafka")
+@contextmanager
+def running_up(run_dir: Path, *flags: str) -> Iterator[Up]:
+    stack = Up(run_dir, *flags)
     try:
         yield stack
     finally:
         assert stack.stop() == 0, stack.output
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    with running_up(tmp_path / "kafka") as stack:
+        yield stack
 
 
 def listening_addresses(root: int) -> set[tuple[int, str, str]]:
@@ -117,10 +131,8 @@ def listening_addresses(root: int) -> set[tuple[int, str, str]]:
     }
 
 
-def test_make_run_listens_on_loopback_and_its_printed_commands_work(up: Up) -> None:
-    output = up.wait_up()
-    assert "Dev mode: loopback only, plaintext, no tokens" in output
-    listening = listening_addresses(up.process.pid)
+def assert_loopback_only(stack: Up) -> None:
+    listening = listening_addresses(stack.process.pid)
     # The broker and both services, each with at least one socket.
     names = {pid: name for pid, name, _ in listening}.values()
     assert sum(n.startswith("python") for n in names) >= 2, listening
@@ -130,16 +142,55 @@ def test_make_run_listens_on_loopback_and_its_printed_commands_work(up: Up) -> N
         listening
     )
 
-    commands = printed_commands(output)
-    assert {"list", "describe", "CreateUser", "GetUser", "GetAccount"} <= commands.keys()
+
+def test_make_run_listens_on_loopback_and_its_printed_commands_work(up: Up) -> None:
+    output = up.wait_up()
+    assert "Dev mode: loopback only, plaintext, no tokens" in output
+    assert_loopback_only(up)
+
+    user = create_and_follow(printed_commands(output))
+    assert user["name"] == "Ada Lovelace"
+
+
+def create_and_follow(commands: dict[str, str]) -> dict[str, object]:
+    """Run the printed lines in order: list, CreateUser, GetUser, then GetAccount until the
+    account has come through Kafka; return the user."""
+    assert {"list", "CreateUser", "GetUser", "GetAccount"} <= commands.keys()
     assert run_printed(commands["list"]) is not None
     created = run_printed(commands["CreateUser"])
     assert created is not None
     user = created["user"]
     assert isinstance(user, dict)
     assert run_printed(commands["GetUser"], user["id"]) == {"user": user}
-    # The account follows through Kafka: wait for it, as a user retrying would.
     answer = eventually(lambda: run_printed(commands["GetAccount"], user["id"]), timeout_s=15)
     account = answer["account"]
     assert isinstance(account, dict)
     assert (account["userId"], account["email"]) == (user["id"], user["email"])
+    return user
+
+
+def test_make_run_secure_needs_the_token_and_the_certificate(tmp_path: Path) -> None:
+    secure = tmp_path / "secure"
+    with running_up(tmp_path / "kafka", "--secure", str(secure)) as stack:
+        output = stack.wait_up()
+        assert_loopback_only(stack)
+        commands = printed_commands(output)
+        user = create_and_follow(commands)
+
+        create = commands["CreateUser"]
+        without_token = re.sub(r'-H "authorization: Bearer \$\([^)]*\)"', "", create)
+        assert without_token != create
+        refused = pasted(without_token)
+        assert refused.returncode != 0
+        assert "Unauthenticated" in refused.stderr, refused.stderr
+        without_certificate = re.sub(r"-cert \S+ -key \S+", "", create)
+        assert without_certificate != create
+        refused = pasted(without_certificate)
+        assert refused.returncode != 0
+        assert "Unauthenticated" not in refused.stderr  # turned away before any call
+
+        # The Kafka line reads the topic as herald-admin: the user's event is there.
+        joined = output.replace("\\\n", " ")
+        [tail] = [line.strip() for line in joined.splitlines() if "events tail" in line]
+        events = eventually(lambda: ((run := pasted(tail)).returncode == 0 and run.stdout) or None)
+        assert str(user["id"]) in events

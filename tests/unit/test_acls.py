@@ -146,14 +146,13 @@ def test_topics_ensure_grants_the_acls_only_to_a_sasl_cluster(
 ) -> None:
     ensured: list[Sequence[Grant]] = []
 
-    def ensure(_admin: object, wanted: Sequence[Grant], timeout_s: float) -> int:
+    def ensure(_bootstrap: str, wanted: Sequence[Grant], _timeout_s: float, **_: object) -> int:
         ensured.append(wanted)
         return len(wanted)
 
     monkeypatch.setattr(kafka_commands, "_env_security", lambda: security)
     monkeypatch.setattr(kafka_commands, "ensure_topics", lambda *_a, **_k: [])
-    monkeypatch.setattr(kafka_commands, "AdminClient", lambda config: config)
-    monkeypatch.setattr(kafka_commands, "ensure_acls", ensure)
+    monkeypatch.setattr(kafka_commands, "ensure_access", ensure)
     monkeypatch.setenv("AUTH_CONSUMER_GROUP", "auth-blue")
     args = argparse.Namespace(bootstrap_servers="k:1", timeout=1.0, no_acls=no_acls)
     assert kafka_commands._topics_ensure(args) == 0

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from auth_svc.accounts import Account, DecodedEvent, Outcome, RecordPosition
 from auth_svc.sqlite_store import SqliteAccountStore
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
 from herald.storage.errors import StoreUnavailableError
 
 T = TypeVar("T")
@@ -47,7 +48,11 @@ def unique(prefix: str) -> str:
 
 
 def read_topic(
-    bootstrap_servers: str, topic: str, count: int, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    topic: str,
+    count: int,
+    timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[Message]:
     """Read `count` records from the start of every partition of `topic`."""
     consumer = Consumer(
@@ -56,6 +61,7 @@ def read_topic(
             "group.id": unique("reader"),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            **security.client_config(),
         }
     )
     try:
@@ -74,15 +80,23 @@ def read_topic(
         consumer.close()
 
 
-def read_all(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
+def read_all(
+    bootstrap_servers: str,
+    topic: str,
+    timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
+) -> list[Message]:
     """Every record now in `topic`: from the start of each partition to its high watermark."""
-    ends = end_offsets(bootstrap_servers, topic)
-    return read_topic(bootstrap_servers, topic, count=sum(ends.values()), timeout_s=timeout_s)
+    count = sum(end_offsets(bootstrap_servers, topic, security).values())
+    return read_topic(bootstrap_servers, topic, count, timeout_s, security)
 
 
-def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+def end_offsets(
+    bootstrap_servers: str, topic: str, security: KafkaSecurity = PLAINTEXT
+) -> dict[int, int]:
     """Partition → high watermark: how many records each partition has ever received."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique("watermarks")})
+    config = {"bootstrap.servers": bootstrap_servers, "group.id": unique("watermarks")}
+    consumer = Consumer({**config, **security.client_config()})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from herald.tools.localkafka import LocalKafka, running_cluster
-from tests.conftest import REPO, free_port_cluster
+from tests.conftest import REPO, free_port_cluster, kafka_libs
 from tests.reliability.harness import Result
 
 RESULTS: list[Result] = []
 ORDER = (
     "baseline",
+    "baseline_secure",
     "kafka_down",
     "broker_kill",
     "leader_kill_3node",
@@ -52,6 +53,17 @@ COLUMNS = (
 def single_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A one-node cluster the single-node scenarios share (and stop, kill and restart)."""
     with running_cluster(free_port_cluster(tmp_path_factory.mktemp("kafka-1"))) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def secure_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A one-node SASL_SSL cluster with ACLs enforced, for the secure scenarios."""
+    root = tmp_path_factory.mktemp("kafka-secure")
+    cluster = LocalKafka.on_free_ports(
+        libs_dir=kafka_libs(), run_dir=root / "kafka", node_count=1, secure=root / "secure"
+    )
+    with running_cluster(cluster):
         yield cluster
 
 

@@ -12,11 +12,15 @@ from pathlib import Path
 
 from auth_svc.sqlite_store import SqliteAccountStore
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
-from herald.kafka.topics import TOPICS
+from herald.kafka.acls import grants
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
+from herald.kafka.topics import REPLAY_GROUP, TOPICS
 from herald.rpc.tls import channel
+from herald.tools.devstack import PRINCIPALS
+from herald.tools.localkafka import LocalKafka
 from herald.tools.processes import ServiceProcess
 from herald.tools.secure_files import SecureFiles
-from herald.tools.topic_admin import ensure_topics
+from herald.tools.topic_admin import ensure_access, ensure_topics
 from tests.reliability.load import POLL_S, Ledger, Load
 from tests.reliability.observe import Stores, full_history, stored_history
 from tests.reliability.oracle import Ack, Counts, judge
@@ -56,6 +60,13 @@ class Stack:
     overrides: dict[str, str] = field(default_factory=dict)
     # With these, both services serve mTLS and require tokens, and every client uses them.
     secure: SecureFiles | None = None
+    # A secure cluster: topics and ACLs made as herald-admin, each service its own principal.
+    kafka: LocalKafka | None = None
+
+    @property
+    def admin(self) -> KafkaSecurity:
+        """How the harness itself reads the topics: as the super user on a secure cluster."""
+        return self.kafka.kafka_security() if self.kafka else PLAINTEXT
 
     def start(self, relay_timeout_s: float = 3.0) -> None:
         # Herald's own topics under this scenario's names: same partitions and replication.
@@ -63,12 +74,16 @@ class Stack:
         ensure_topics(
             self.bootstrap,
             (replace(events, name=self.topic), replace(dead_letters, name=self.dlq)),
+            security=self.admin,
         )
+        if self.kafka is not None:
+            wanted = grants(self.topic, self.dlq, f"group-{self.topic}", REPLAY_GROUP)
+            ensure_access(self.bootstrap, wanted, security=self.admin)
         self.env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "HERALD_EVENTS_TOPIC": self.topic,
             "HERALD_DLQ_TOPIC": self.dlq,
-            "AUTH_CONSUMER_GROUP": f"group-{self.topic}",
+            "AUTH_CONSUMER_GROUP": f"group-{self.topic}",  # the ACLs grant it
             "USERS_DATA_DIR": str(self.folder / "users"),
             "AUTH_DATA_DIR": str(self.folder / "auth"),
             "USERS_RELAY_TIMEOUT_S": str(relay_timeout_s),
@@ -87,7 +102,10 @@ class Stack:
 
     def _service(self, module: str, name: str) -> ServiceProcess:
         tls = self.secure.client_tls() if self.secure else None
-        return ServiceProcess(module, self.env, self.folder / f"{name}.log", tls=tls)
+        env = dict(self.env)
+        if self.kafka is not None:
+            env |= self.kafka.client_env(PRINCIPALS[module])
+        return ServiceProcess(module, env, self.folder / f"{name}.log", tls=tls)
 
     @contextmanager
     def stores(self) -> Iterator[Stores]:
@@ -238,12 +256,15 @@ def scenario(
     *,
     env: dict[str, str] | None = None,
     secure: SecureFiles | None = None,
+    kafka: LocalKafka | None = None,
 ) -> Iterator[Run]:
-    """Start a stack (with `env` on top of its settings, and secured by `secure`'s files when
-    given), run the body, judge the whole history, report, and require that every promise was
-    kept (tests.reliability.oracle) and the fault shown to have happened."""
+    """Start a stack (with `env` on top of its settings, its gRPC secured by `secure`'s files
+    and its Kafka clients logged in to the secure `kafka` when given), run the body, judge the
+    whole history, report, and require that every promise was kept (tests.reliability.oracle)
+    and the fault shown to have happened."""
     began = time.monotonic()
-    run = Run(Stack(bootstrap, folder, overrides=dict(env or {}), secure=secure))
+    stack = Stack(bootstrap, folder, overrides=dict(env or {}), secure=secure, kafka=kafka)
+    run = Run(stack)
     run.stack.start()
     try:
         yield run

@@ -12,6 +12,7 @@ from google.protobuf.message import DecodeError
 
 from auth_svc.accounts import AccountStore
 from herald.kafka.records import header_values
+from herald.kafka.security import PLAINTEXT, KafkaSecurity
 from herald.users.v1 import events_pb2
 from tests.reliability.oracle import (
     AccountState,
@@ -45,6 +46,9 @@ class Observed(Protocol):
     bootstrap: str
     topic: str
     dlq: str
+
+    @property
+    def admin(self) -> KafkaSecurity: ...  # how to read the topics
 
     def stores(self) -> AbstractContextManager[Stores]: ...
 
@@ -95,18 +99,20 @@ def full_history(
         stored.users,
         stored.accounts,
         stored.inbox,
-        topic_records(stack.bootstrap, stack.topic),
-        sum(end_offsets(stack.bootstrap, stack.dlq).values()),
+        topic_records(stack.bootstrap, stack.topic, stack.admin),
+        sum(end_offsets(stack.bootstrap, stack.dlq, stack.admin).values()),
         injected=injected,
         expected_dead_letters=expected_dead_letters,
         fault=dict(fault or {}),
     )
 
 
-def topic_records(bootstrap: str, topic: str) -> list[TopicRecord]:
+def topic_records(
+    bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT
+) -> list[TopicRecord]:
     """Every record on the topic, with the version its event carries (None if it has none)."""
     records = []
-    for message in read_all(bootstrap, topic, timeout_s=60):
+    for message in read_all(bootstrap, topic, timeout_s=60, security=security):
         partition, offset = message.partition(), message.offset()
         assert partition is not None
         assert offset is not None

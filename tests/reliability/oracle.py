@@ -137,6 +137,10 @@ FAULT_RULES: dict[str, tuple[Rule, ...]] = {
         Rule("a plaintext client got no answer", _equals("plaintext_health", None)),
         Rule("a call without a token was refused", _equals("no_token", "UNAUTHENTICATED")),
         Rule("a call as another user was refused", _equals("other_user", "PERMISSION_DENIED")),
+        Rule(
+            "auth-svc could not write the events topic",
+            _equals("auth_svc_writes_events", "TOPIC_AUTHORIZATION_FAILED"),
+        ),
     ),
     "kafka_down": (Rule("the broker was down", _equals("broker_running", False)), OUTBOX_HELD),
     "broker_kill": (Rule("the broker was gone", _equals("broker_running", False)), OUTBOX_HELD),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 
 from herald.kafka.config import producer_config
 from herald.kafka.records import Headers
@@ -38,17 +38,35 @@ def test_baseline(single_node: LocalKafka, tmp_path: Path, report: Report) -> No
     assert run.result.acknowledged == 5000
 
 
-def test_baseline_secure(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
-    """The baseline's load with both services on mTLS and requiring tokens: each client
-    creates with a `users.create` token and renames each user with that user's own token."""
-    secure = SecureFiles.made(tmp_path / "secure")
-    bootstrap = single_node.bootstrap_servers
-    with scenario("baseline_secure", bootstrap, tmp_path, report, secure=secure) as run:
+def test_baseline_secure(secure_node: LocalKafka, tmp_path: Path, report: Report) -> None:
+    """The baseline's load with everything on: Kafka SASL_SSL with Herald's ACLs, each
+    service its own principal; gRPC mTLS with tokens, each client creating with a
+    `users.create` token and renaming each user with that user's own token."""
+    assert secure_node.security is not None
+    secure = SecureFiles(secure_node.security.folder)  # the cluster's CA signs both sides
+    bootstrap = secure_node.bootstrap_servers
+    with scenario(
+        "baseline_secure", bootstrap, tmp_path, report, secure=secure, kafka=secure_node
+    ) as run:
         run.loaded(workers=8, users_per_worker=25, updates_per_user=24).start().join(180)
         assert run.stack.users is not None
         run.fault.update(security_evidence(run.stack.users.target, secure))
+        run.fault["auth_svc_writes_events"] = write_as(secure_node, "auth-svc", run.stack.topic)
     assert run.result is not None
     assert run.result.acknowledged == 5000
+
+
+def write_as(cluster: LocalKafka, principal: str, topic: str) -> str:
+    """What the broker says to `principal` producing one record to `topic`."""
+    config = producer_config(
+        cluster.bootstrap_servers, "trespasser", cluster.kafka_security(principal)
+    )
+    reports: list[KafkaError | None] = []
+    producer = Producer({**config, "message.timeout.ms": 15000})
+    producer.produce(topic, key=b"k", value=b"forged", on_delivery=lambda e, _m: reports.append(e))
+    producer.flush(20)
+    [error] = reports
+    return "OK" if error is None else str(error.name())
 
 
 def security_evidence(target: str, secure: SecureFiles) -> dict[str, object]:

@@ -28,6 +28,7 @@ GOOD_FAULTS: dict[str, dict[str, object]] = {
         "plaintext_health": None,
         "no_token": "UNAUTHENTICATED",
         "other_user": "PERMISSION_DENIED",
+        "auth_svc_writes_events": "TOPIC_AUTHORIZATION_FAILED",
     },
     "kafka_down": {"broker_running": False, "outbox_peak": 40},
     "broker_kill": {"broker_running": False, "outbox_peak": 12},
@@ -256,12 +257,13 @@ class TestFault:
             ("hostile_grpc", {"refused": 0}, "refused"),
             (
                 "baseline_secure",
-                {
-                    "plaintext_health": 1,
-                    "no_token": "UNAUTHENTICATED",
-                    "other_user": "PERMISSION_DENIED",
-                },
+                {**GOOD_FAULTS["baseline_secure"], "plaintext_health": 1},
                 "plaintext client",
+            ),
+            (
+                "baseline_secure",
+                {**GOOD_FAULTS["baseline_secure"], "auth_svc_writes_events": "OK"},
+                "auth-svc could not write",
             ),
         ],
     )

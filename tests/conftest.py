@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from herald.tools.localkafka import LocalKafka, running_cluster
 from herald.tools.topic_admin import ensure_topics
+from tests.secure_kafka import Secure, running_secure_cluster
 from tests.support import unique
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,3 +56,9 @@ def topic(kafka_bootstrap: str) -> str:
     futures = admin.create_topics([NewTopic(name, num_partitions=6, replication_factor=1)])
     futures[name].result(timeout=30)
     return name
+
+
+@pytest.fixture(scope="session")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
+    """One secure node (SASL_SSL, ACLs enforced) for every test that needs one."""
+    yield from running_secure_cluster(tmp_path_factory.mktemp("secure-kafka"), kafka_libs())

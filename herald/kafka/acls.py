@@ -9,12 +9,15 @@ Herald's clients can do; anyone else can do nothing. `User:herald-admin` is a su
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -33,6 +36,17 @@ ADMIN = "User:herald-admin"
 
 # Connections are authenticated by SCRAM, not by where they come from.
 ANY_HOST = "*"
+# Every ACL of any resource, principal and host (librdkafka takes None for "any"; the stubs
+# type those arguments as str).
+EVERY_ACL = AclBindingFilter(
+    ResourceType.ANY,
+    cast(str, None),
+    ResourcePatternType.ANY,
+    cast(str, None),
+    cast(str, None),
+    AclOperation.ANY,
+    AclPermissionType.ANY,
+)
 
 
 @dataclass(frozen=True)
@@ -106,8 +120,25 @@ def ensure_acls(admin: AdminClient, wanted: Sequence[Grant], timeout_s: float = 
                     "the brokers have no authorizer (authorizer.class.name): ACLs cannot be created"
                 ) from None
             raise
+    _wait_until_in_force(admin, wanted, timeout_s)
     logger.info("ensured %d ACLs for %s", len(wanted), ", ".join(principals(wanted)))
     return len(wanted)
+
+
+def _wait_until_in_force(admin: AdminClient, wanted: Sequence[Grant], timeout_s: float) -> None:
+    """Return once a broker lists every grant. The controller commits an ACL before the
+    brokers apply it, so a client started right after `create_acls` could still be refused
+    (seen here: a produce denied moments after its grant was created). DescribeAcls is
+    answered from the broker's own authorizer, so what it lists is in force there."""
+    bindings = {each.binding() for each in wanted}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = set(admin.describe_acls(EVERY_ACL, request_timeout=timeout_s).result(timeout_s))
+        if bindings <= listed:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(bindings - listed)} ACLs still not in force")
+        time.sleep(0.1)
 
 
 def principals(wanted: Sequence[Grant]) -> list[str]:

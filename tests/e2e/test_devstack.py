@@ -189,8 +189,24 @@ def test_make_run_secure_needs_the_token_and_the_certificate(tmp_path: Path) -> 
         assert refused.returncode != 0
         assert "Unauthenticated" not in refused.stderr  # turned away before any call
 
+        assert_no_password_shown(stack, secure)
+
         # The Kafka line reads the topic as herald-admin: the user's event is there.
         joined = output.replace("\\\n", " ")
         [tail] = [line.strip() for line in joined.splitlines() if "events tail" in line]
         events = eventually(lambda: ((run := pasted(tail)).returncode == 0 and run.stdout) or None)
         assert str(user["id"]) in events
+
+
+def assert_no_password_shown(stack: Up, secure: Path) -> None:
+    """No Kafka password in what `herald up` printed, nor in any of its processes' command
+    lines or environments (they hold the password files' paths)."""
+    passwords = [f.read_text().strip() for f in (secure / "kafka").glob("*.password")]
+    assert len(passwords) == 4
+    root = psutil.Process(stack.process.pid)
+    shown = [stack.output]
+    for process in [root, *root.children(recursive=True)]:
+        shown.append(" ".join(process.cmdline()))
+        shown.append(" ".join(f"{k}={v}" for k, v in process.environ().items()))
+    leaks = sum(password in text for password in passwords for text in shown)
+    assert leaks == 0, f"{leaks} places show a password"  # counted, never printed

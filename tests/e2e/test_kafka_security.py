@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from herald.rpc.client import NOT_SERVING, health_status
+from herald.tools.processes import ServiceProcess
+from tests.secure_kafka import Secure
+from tests.support import eventually, unique
+
 PASSWORD = "canary-Pa55word-never-shown"  # noqa: S105 (what the output must not contain)
 
 
@@ -50,3 +55,35 @@ def test_unusable_kafka_credentials_stop_the_start_and_say_why(
     [line] = [each for each in output.splitlines() if "not starting" in each]
     assert reason in line
     assert PASSWORD not in output
+
+
+def test_a_wrong_kafka_password_keeps_auth_svc_up_and_not_serving(
+    secure: Secure, tmp_path: Path
+) -> None:
+    """A login the brokers refuse is a state to report, not a crash: auth_svc stays up,
+    answers health NOT_SERVING (it has no group to consume in), and never logs the
+    password; with the right one it would have joined its group within seconds."""
+    wrong = tmp_path / "auth-svc.password"
+    wrong.write_text(PASSWORD)
+    env = {
+        **secure.cluster.client_env("auth-svc"),
+        "KAFKA_SASL_PASSWORD_FILE": str(wrong),
+        "AUTH_DATA_DIR": str(tmp_path),
+        "HERALD_EVENTS_TOPIC": unique("never-read"),
+    }
+    auth = ServiceProcess("auth_svc", env, tmp_path / "auth_svc.log")
+    auth.spawn()
+    try:
+        status = eventually(lambda: health_status(auth.target, timeout_s=1), timeout_s=30)
+        assert status == NOT_SERVING
+        # The brokers refused it, and refused it again when librdkafka retried: still up.
+        eventually(lambda: refusals(auth) >= 2 or None, timeout_s=60, every_s=0.5)
+        assert auth.running(), auth.log_text()[-2000:]
+        assert health_status(auth.target, timeout_s=1) == NOT_SERVING
+    finally:
+        auth.stop()
+    assert PASSWORD not in auth.log_text()
+
+
+def refusals(service: ServiceProcess) -> int:
+    return service.log_text().count("Authentication failed")

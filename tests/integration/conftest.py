@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from auth_svc.sqlite_store import SqliteAccountStore
-from tests.integration.secure_kafka import Secure, running_secure_cluster
 from tests.support import unique
 
 
@@ -28,9 +26,3 @@ def dlq_topic(kafka_bootstrap: str) -> str:
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteAccountStore:
     return SqliteAccountStore(tmp_path / "auth.sqlite3")
-
-
-@pytest.fixture(scope="session")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
-    """A secure node (SASL_SSL, ACLs enforced) for the integration tests that need one."""
-    yield from running_secure_cluster(tmp_path_factory.mktemp("secure-kafka"))

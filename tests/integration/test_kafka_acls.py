@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import cast
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (
-    AclBindingFilter,
-    AclOperation,
-    AclPermissionType,
     AdminClient,
-    ResourcePatternType,
-    ResourceType,
 )
 
-from herald.kafka.acls import grants
+from herald.kafka.acls import EVERY_ACL, grants
 from herald.kafka.config import admin_config, consumer_config, producer_config
 from herald.kafka.topics import TOPICS
 from herald.tools.replay import replay
 from herald.tools.topic_admin import ensure_access, ensure_topics
-from tests.integration.secure_kafka import Secure
+from tests.secure_kafka import Secure
 from tests.support import unique
-
-# A filter's "any name, principal or host": librdkafka takes None, which the stubs type as str.
-ANY = cast(str, None)
 
 
 @dataclass(frozen=True)
@@ -159,16 +150,7 @@ def test_ensuring_the_acls_again_changes_nothing(granted: Granted) -> None:
     admin = AdminClient(admin_config(granted.bootstrap, "acl-check", security=admin_security))
 
     def acl_count() -> int:
-        every = AclBindingFilter(
-            ResourceType.ANY,
-            ANY,
-            ResourcePatternType.ANY,
-            ANY,
-            ANY,
-            AclOperation.ANY,
-            AclPermissionType.ANY,
-        )
-        return len(admin.describe_acls(every).result(30))
+        return len(admin.describe_acls(EVERY_ACL).result(30))
 
     before = acl_count()
     wanted = grants(granted.events, granted.dlq, granted.auth_group, granted.replay_group)

@@ -1,6 +1,6 @@
 """A secure local cluster, for real: who gets in, who is refused, and where no password leaks.
 
-One secure node on free ports (tests/integration/secure_kafka.py) serves every integration
+One secure node on free ports (tests/secure_kafka.py) serves every integration
 test that needs one. Topics these tests make have no ACLs, so only the super users
 (herald-admin, the node itself) may touch them.
 """
@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from herald.kafka.config import ClientConfig
 from herald.tools.localkafka import PRINCIPALS, LocalKafka
 from tests.conftest import kafka_libs
-from tests.integration.secure_kafka import Secure, all_command_lines
+from tests.secure_kafka import Secure, all_command_lines
 from tests.support import unique
 
 

@@ -84,11 +84,20 @@ def test_the_names_follow_the_settings() -> None:
 
 
 class FakeAdmin:
-    """create_acls as AdminClient has it: one future per binding."""
+    """create_acls as AdminClient has it: one future per binding; describe_acls lists them
+    only from its `listed_after`-th call on, as a broker applies new ACLs a little later."""
 
-    def __init__(self, error: KafkaError | None = None) -> None:
+    def __init__(self, error: KafkaError | None = None, listed_after: int = 1) -> None:
         self.asked: list[AclBinding] = []
         self._error = error
+        self.listed_after = listed_after
+        self.described = 0
+
+    def describe_acls(self, _filter: object, request_timeout: float) -> Future[list[AclBinding]]:
+        self.described += 1
+        future: Future[list[AclBinding]] = Future()
+        future.set_result(list(self.asked) if self.described >= self.listed_after else [])
+        return future
 
     def create_acls(
         self, bindings: list[AclBinding], request_timeout: float
@@ -113,6 +122,18 @@ def test_ensure_acls_asks_for_every_grant_and_waits_for_each() -> None:
     fake = FakeAdmin()
     assert ensure_acls(as_admin(fake), grants(), timeout_s=1) == len(grants())
     assert fake.asked == [each.binding() for each in grants()]
+
+
+def test_ensure_acls_returns_only_once_a_broker_lists_them() -> None:
+    fake = FakeAdmin(listed_after=3)
+    ensure_acls(as_admin(fake), grants(), timeout_s=5)
+    assert fake.described == 3
+
+
+def test_acls_that_never_come_into_force_are_a_timeout() -> None:
+    fake = FakeAdmin(listed_after=10**9)
+    with pytest.raises(TimeoutError, match="ACLs still not in force"):
+        ensure_acls(as_admin(fake), grants(), timeout_s=0.3)
 
 
 def test_brokers_without_an_authorizer_are_a_clear_error() -> None:

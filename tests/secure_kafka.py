@@ -1,4 +1,4 @@
-"""The secure cluster the integration tests share: one SASL_SSL node on free ports, with every
+"""The secure cluster the tests share: one SASL_SSL node on free ports, with every
 command line watched while it formats and starts (no password may show on one)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 
 from herald.kafka.config import ClientConfig
 from herald.tools.localkafka import LocalKafka
-from tests.conftest import kafka_libs
 
 
 @dataclass
@@ -61,10 +60,10 @@ def all_command_lines() -> Iterator[str]:
                 continue
 
 
-def running_secure_cluster(root: Path) -> Iterator[Secure]:
+def running_secure_cluster(root: Path, libs: Path) -> Iterator[Secure]:
     """One secure node on free ports under `root`, watched while it formats and starts."""
     cluster = LocalKafka.on_free_ports(
-        libs_dir=kafka_libs(), run_dir=root / "kafka", node_count=1, secure=root / "secure"
+        libs_dir=libs, run_dir=root / "kafka", node_count=1, secure=root / "secure"
     )
     assert cluster.security is not None
     # The passwords exist before the start (which keeps them), so the watch knows them.

@@ -32,10 +32,11 @@ fi
 
 argfile=$(mktemp)
 trap 'rm -f "$argfile"' EXIT
+users=()
+passwords=()
 {
   printf '"%s"\n' kafka.tools.StorageTool format --ignore-formatted \
     --cluster-id "$cluster_id" --config "$config"
-  found=0
   for file in "$secrets"/*.password; do
     [[ -f $file ]] || continue
     name=${file##*/}
@@ -48,17 +49,28 @@ trap 'rm -f "$argfile"' EXIT
       exit 1
     fi
     printf '"%s"\n' --add-scram "SCRAM-SHA-512=[name=$name,password=$password]"
-    found=$((found + 1))
+    users+=("$name")
+    passwords+=("$password")
   done
-  if [[ $found -eq 0 ]]; then
-    echo "kafka-secure-start: no <principal>.password in $secrets" >&2
-    exit 1
-  fi
 } >"$argfile"
-# No perf data: it would publish the expanded arguments (`jcmd`, `jps -m`).
-java -Xmx256m -XX:-UsePerfData -cp '/opt/kafka/libs/*' "@$argfile"
+if [[ ${#users[@]} -eq 0 ]]; then
+  echo "kafka-secure-start: no <principal>.password in $secrets" >&2
+  exit 1
+fi
+# No perf data: it would publish the expanded arguments (`jcmd`, `jps -m`). Its output is
+# kept back: it prints the SCRAM records (salts, stored keys); on failure it is shown with
+# every password blanked (an error may quote an argument).
+if ! output=$(java -Xmx256m -XX:-UsePerfData -cp '/opt/kafka/libs/*' "@$argfile" 2>&1); then
+  for password in "${passwords[@]}"; do
+    output=${output//"$password"/***}
+  done
+  echo "kafka-secure-start: formatting failed:" >&2
+  echo "$output" >&2
+  exit 1
+fi
 rm -f "$argfile"
 trap - EXIT
+echo "kafka-secure-start: storage ready, SCRAM users ${users[*]} (formatted now, or kept)"
 
 # The health check speaks to the INTERNAL listener as the node (mTLS): no password needed.
 cat >/tmp/node-client.properties <<EOF

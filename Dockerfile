@@ -1,4 +1,5 @@
-# One image for both services; docker-compose.yml picks `python -m users_svc` or `python -m auth_svc`.
+# One image for both services and compose's one-shots (`secrets`, `topics`); docker-compose.yml picks
+# `python -m users_svc`, `python -m auth_svc` or a `herald` command.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

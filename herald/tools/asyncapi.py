@@ -69,8 +69,9 @@ def document(events_proto: str) -> dict[str, Any]:
                 "host": f"127.0.0.1:{first_port}",
                 "protocol": "kafka",
                 "description": (
-                    "`make run`, `make run-cluster` or docker compose "
-                    f"(also {', '.join(f':{port}' for port in other_ports)})."
+                    "`make run` or `make run-cluster` "
+                    f"(also {', '.join(f':{port}' for port in other_ports)}); docker compose "
+                    "publishes no Kafka port (its brokers are kafka-1..3:19092, SASL_SSL)."
                 ),
             }
         },

@@ -3,14 +3,18 @@
 Under `<out>/tls/`: the CA (`ca.pem`, `ca.key`), a server certificate valid for 127.0.0.1,
 ::1 and localhost (`server.pem`, `server.key`), a client certificate for mTLS (`client.pem`,
 `client.key`), and the local Kafka nodes' certificate (`kafka-node.pem`, `kafka-node.key`,
-CN=herald-node: it serves clients and logs the nodes in to each other). Under `<out>/jwt/`: an
+CN=herald-node: it serves clients and logs the nodes in to each other). `--host NAME` adds a
+name both the server and the node certificates are valid for (docker-compose.yml's
+containers dial each other by name). Under `<out>/jwt/`: an
 Ed25519 token signing key (`signing.key`) and the JWKS that verifies it (`jwks.json`). Keys
 are unencrypted PKCS#8 PEM, readable by the owner only: what grpc, librdkafka and the Kafka
 brokers' Java all read.
 
 For development only: a production CA keeps its key elsewhere, and an identity provider signs
 the tokens. Files that exist are kept, so running it twice changes nothing; without a CA,
-everything is made anew (a certificate signed by a CA that is gone is no use).
+everything is made anew (a certificate signed by a CA that is gone is no use). A server or
+node certificate that lacks a name asked for is made again, by the same CA, valid for its old
+names and the new ones, so the files that trust the CA keep working.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import datetime as dt
 import hashlib
 import ipaddress
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import jwt
@@ -37,6 +43,8 @@ VALID_FOR = dt.timedelta(days=365)
 # checks the name it dialed against these).
 LOCAL_NAMES = ("localhost",)
 LOCAL_ADDRESSES = ("127.0.0.1", "::1")
+# RFC 1123 host names: letters, digits and inner hyphens, dot-separated labels.
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -45,6 +53,14 @@ def add_credential_commands(commands: argparse._SubParsersAction[argparse.Argume
     """`herald certs` and `herald token`."""
     certs = commands.add_parser("certs", help="a development CA, TLS certificates, token key")
     certs.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    certs.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further name (or address) the server and Kafka node certificates are valid "
+        "for; repeatable",
+    )
     certs.set_defaults(handler=_certs)
     token = commands.add_parser("token", help="mint a development token; prints it alone")
     token.add_argument("--sub", required=True, help="the caller: a user id, or a name")
@@ -55,7 +71,7 @@ def add_credential_commands(commands: argparse._SubParsersAction[argparse.Argume
 
 
 def _certs(args: argparse.Namespace) -> int:
-    print(*write_dev_certs(args.out), sep="\n")
+    print(*write_dev_certs(args.out, args.host), sep="\n")
     return 0
 
 
@@ -74,8 +90,10 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_dev_certs(out: Path = DEFAULT_OUT) -> list[Path]:
-    """Make whatever is missing under `out`; return the files written."""
+def write_dev_certs(out: Path = DEFAULT_OUT, hosts: Sequence[str] = ()) -> list[Path]:
+    """Make whatever is missing under `out`, the server and node certificates valid for
+    `hosts` too; return the files written. Raises ValueError for a host that is no name."""
+    wanted = _names([*LOCAL_NAMES, *LOCAL_ADDRESSES, *hosts])
     tls, jwt_dir = out / "tls", out / "jwt"
     tls.mkdir(parents=True, exist_ok=True)
     jwt_dir.mkdir(parents=True, exist_ok=True)
@@ -88,16 +106,25 @@ def write_dev_certs(out: Path = DEFAULT_OUT) -> list[Path]:
     ca_key = _read_key(tls / "ca.key")
     ca = x509.load_pem_x509_certificate((tls / "ca.pem").read_bytes())
     server_use = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    for name, common_name, usage, local in (
+    for name, common_name, usage, served in (
         ("server", "herald-server", server_use, True),
         ("client", "herald-client", [ExtendedKeyUsageOID.CLIENT_AUTH], False),
         # One identity every node shares: its CN is the principal the brokers map it to.
         ("kafka-node", "herald-node", server_use, True),
     ):
-        if not (tls / f"{name}.pem").exists():
-            key = ec.generate_private_key(ec.SECP256R1())
-            cert = _leaf(ca, ca_key, key, common_name=common_name, usage=usage, local=local)
-            written += _write(tls, name, key, cert)
+        cert_file = tls / f"{name}.pem"
+        names: list[x509.GeneralName] = []
+        if served:
+            had = _subject_names(cert_file) if cert_file.exists() else []
+            if cert_file.exists() and set(wanted) <= set(had):
+                continue
+            # Old names kept: whoever dialled one before still can.
+            names = list(dict.fromkeys([*had, *wanted]))
+        elif cert_file.exists():
+            continue
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _leaf(ca, ca_key, key, common_name=common_name, usage=usage, names=names)
+        written += _write(tls, name, key, cert)
     if not (jwt_dir / "signing.key").exists():
         written += _write_signing_key(jwt_dir)
     return written
@@ -121,7 +148,7 @@ def _leaf(
     *,
     common_name: str,
     usage: list[x509.ObjectIdentifier],
-    local: bool,
+    names: list[x509.GeneralName],
 ) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (
@@ -130,11 +157,31 @@ def _leaf(
         .add_extension(_usage(signs_certificates=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
     )
-    if local:
-        names: list[x509.GeneralName] = [x509.DNSName(n) for n in LOCAL_NAMES]
-        names += [x509.IPAddress(ipaddress.ip_address(a)) for a in LOCAL_ADDRESSES]
+    if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(ca_key, hashes.SHA256())
+
+
+def _names(hosts: Sequence[str]) -> list[x509.GeneralName]:
+    """Subject alternative names: an IP address entry for an address, else a DNS name."""
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            if not _HOST_NAME.fullmatch(host):
+                raise ValueError(f"--host {host!r} is neither a host name nor an address") from None
+            names.append(x509.DNSName(host.lower()))
+    return list(dict.fromkeys(names))
+
+
+def _subject_names(cert_file: Path) -> list[x509.GeneralName]:
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return list(extension.value)
 
 
 def _builder(

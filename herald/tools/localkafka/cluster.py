@@ -67,7 +67,7 @@ class LocalKafka:
     def standard(
         cls, *, libs_dir: Path, run_dir: Path, node_count: int, secure: Path | None = None
     ) -> LocalKafka:
-        """The fixed ports README and docker-compose.yml use: 19092, 29092, 39092 (and, when
+        """The fixed ports README uses: 19092, 29092, 39092 (and, when
         secure, 19094, 29094, 39094 between the brokers)."""
         nodes = [
             Node(i, port, ctl, internal if secure else None)
@@ -264,8 +264,8 @@ class LocalKafka:
             raise KafkaLaunchError("java is not on PATH; Kafka needs Java 17 or newer")
 
     def broker_settings(self, node: Node) -> dict[str, str]:
-        """The server.properties of one node (docker-compose.yml mirrors the plaintext ones;
-        a test checks)."""
+        """The server.properties of one node (docker-compose.yml mirrors the secure 3-node
+        ones; tests/unit/test_compose.py checks)."""
         plain = broker_settings(self.nodes, node, self._jvms[node.node_id].data_dir)
         if self.security is None:
             return plain

@@ -67,7 +67,7 @@ class Node:
 
 
 def broker_settings(nodes: Sequence[Node], node: Node, data_dir: Path) -> dict[str, str]:
-    """The server.properties of one node (docker-compose.yml mirrors them; a test checks)."""
+    """The server.properties of one plaintext node; secure.py's secure_settings builds on it."""
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
     replicas, min_insync = replication_for(len(nodes))
     settings = {

@@ -70,12 +70,13 @@ class BrokerSecurity:
     def password(self, principal: str) -> str:
         return self.password_file(principal).read_text().strip()
 
-    def prepare(self, keystore: Path) -> None:
-        """Make the certificates and passwords that are missing, and the nodes' keystore.
+    def prepare(self, keystore: Path, hosts: Sequence[str] = ()) -> None:
+        """Make the certificates and passwords that are missing, and the nodes' keystore;
+        the node certificate is valid for `hosts` too (`herald certs --host`).
 
         Existing passwords are kept: a formatted cluster holds credentials made from them.
         """
-        write_dev_certs(self.folder)
+        write_dev_certs(self.folder, hosts)
         for principal in PRINCIPALS:
             path = self.password_file(principal)
             if not path.exists():

@@ -10,11 +10,8 @@ it would start. The environment is kafka-1's, as Compose normalises it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from herald.tools.compose_secrets import write_volumes
 from herald.tools.localkafka import PRINCIPALS
@@ -24,8 +21,6 @@ from tests.unit.test_compose import compose_config, local_secure_cluster, server
 SCRIPT = REPO / "docker" / "kafka-secure-start.sh"
 SECRETS_IN_IMAGE = "/etc/kafka/herald"
 HEALTH_SETTINGS = "/tmp/node-client.properties"  # noqa: S108 - a path in the container
-
-pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="needs java")
 
 
 def stand_in(root: Path) -> Path:

@@ -40,13 +40,29 @@ def updated_problem(
     return _state_problem(event_id_, user_id, version, name, email)
 
 
-def _state_problem(event_id_: str, user_id: str, version: int, name: str, email: str) -> str | None:
+def deleted_problem(event_id_: str, user_id: str, version: int) -> str | None:
+    """What is wrong with a UserDeleted carrying these values, or None. A delete follows at
+    least the creation, so its version is 2 or more: a forged one at version 1, or with an id
+    of its own, must not erase an account."""
+    if not 2 <= version <= MAX_VERSION:
+        return f"UserDeleted has version {version}; deletes run from 2 to {MAX_VERSION}"
+    return _identity_problem(event_id_, user_id, version)
+
+
+def _identity_problem(event_id_: str, user_id: str, version: int) -> str | None:
     # Messages name the field, never repeat its value: a record's text is a client's input.
     problem = uuid_problem(user_id) if user_id else "is required"
     if problem is not None:
         return f"user_id: {problem}"
     if event_id_ != event_id(user_id, version):
         return "event_id: is not the id derived from user_id and version"
+    return None
+
+
+def _state_problem(event_id_: str, user_id: str, version: int, name: str, email: str) -> str | None:
+    problem = _identity_problem(event_id_, user_id, version)
+    if problem is not None:
+        return problem
     for field, value, check in (("name", name, name_problem), ("email", email, email_problem)):
         problem = check(value)
         if problem is None and normalize(value) != value:

@@ -30,7 +30,7 @@ class UserCreated(_message.Message):
     `content-type: application/protobuf`. Consumers pick the message type by `ce_type`.
 
     Each event carries the user's whole state after the change and its `version`
-    (1 at creation, one more per update). Kafka delivers a user's events in the order
+    (1 at creation, one more per update or delete). Kafka delivers a user's events in the order
     they were committed; a consumer that keeps the highest version it applied and
     ignores lower ones also ends with the latest state when a retry after a failure
     delivers one twice or late.
@@ -138,3 +138,42 @@ class UserUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UserUpdated: _TypeAlias = UserUpdated  # noqa: Y015
+
+@_typing.final
+class UserDeleted(_message.Message):
+    """A user was erased. Published once for each successful DeleteUser. It carries no
+    name or email: a consumer removes the user's personal data and keeps only what
+    it needs to ignore the user's older events (the version) from then on.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of this event (a UUID derived from user id and version), equal to `ce_id`."""
+    user_id: _builtins.str
+    """Id of the erased user; also the record key."""
+    version: _builtins.int
+    """The user's version after the delete: one more than its last change."""
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the user was erased."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time", "event_id", b"event_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserDeleted: _TypeAlias = UserDeleted  # noqa: Y015

@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bherald/users/v1/users.proto\x12\x0fherald.users.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"D\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x12\x43reateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x0fGetUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"i\n\x11UpdateUserRequest\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"9\n\x12UpdateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User2\x89\x02\n\x0bUserService\x12U\n\nCreateUser\x12\".herald.users.v1.CreateUserRequest\x1a#.herald.users.v1.CreateUserResponse\x12L\n\x07GetUser\x12\x1f.herald.users.v1.GetUserRequest\x1a .herald.users.v1.GetUserResponse\x12U\n\nUpdateUser\x12\".herald.users.v1.UpdateUserRequest\x1a#.herald.users.v1.UpdateUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bherald/users/v1/users.proto\x12\x0fherald.users.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"D\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x12\x43reateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x0fGetUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"i\n\x11UpdateUserRequest\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"9\n\x12UpdateUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.herald.users.v1.User\"3\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"1\n\x12\x44\x65leteUserResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x32\xe0\x02\n\x0bUserService\x12U\n\nCreateUser\x12\".herald.users.v1.CreateUserRequest\x1a#.herald.users.v1.CreateUserResponse\x12L\n\x07GetUser\x12\x1f.herald.users.v1.GetUserRequest\x1a .herald.users.v1.GetUserResponse\x12U\n\nUpdateUser\x12\".herald.users.v1.UpdateUserRequest\x1a#.herald.users.v1.UpdateUserResponse\x12U\n\nDeleteUser\x12\".herald.users.v1.DeleteUserRequest\x1a#.herald.users.v1.DeleteUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,6 +47,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEUSERREQUEST']._serialized_end=600
   _globals['_UPDATEUSERRESPONSE']._serialized_start=602
   _globals['_UPDATEUSERRESPONSE']._serialized_end=659
-  _globals['_USERSERVICE']._serialized_start=662
-  _globals['_USERSERVICE']._serialized_end=927
+  _globals['_DELETEUSERREQUEST']._serialized_start=661
+  _globals['_DELETEUSERREQUEST']._serialized_end=712
+  _globals['_DELETEUSERRESPONSE']._serialized_start=714
+  _globals['_DELETEUSERRESPONSE']._serialized_end=763
+  _globals['_USERSERVICE']._serialized_start=766
+  _globals['_USERSERVICE']._serialized_end=1118
 # @@protoc_insertion_point(module_scope)

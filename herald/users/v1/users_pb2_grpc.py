@@ -60,6 +60,11 @@ class UserServiceStub:
                 request_serializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserRequest.SerializeToString,
                 response_deserializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserResponse.FromString,
                 _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/herald.users.v1.UserService/DeleteUser',
+                request_serializer=herald_dot_users_dot_v1_dot_users__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=herald_dot_users_dot_v1_dot_users__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -110,6 +115,23 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteUser(self, request, context):
+        """Erases a user (AIP-135) and records a UserDeleted event, which carries no name
+        or email. The user's name and email leave users_svc's store in the same
+        transaction, the email is free for a new user at once, and the user's events
+        already published lose theirs from the outbox; only the id, the version and
+        the delete time stay, so that retries and late events are answered right.
+        Allowed to the user itself or `herald.admin`.
+
+        Retry safely with the same `request_id`: a repeat returns the first answer.
+        Any other delete of a user that does not exist, or no longer does, is
+        NOT_FOUND. Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_REQUEST_ID,
+        REQUEST_ID_REUSED); NOT_FOUND (USER_NOT_FOUND); UNAVAILABLE (STORE_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +149,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.UpdateUser,
                     request_deserializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserRequest.FromString,
                     response_serializer=herald_dot_users_dot_v1_dot_users__pb2.UpdateUserResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=herald_dot_users_dot_v1_dot_users__pb2.DeleteUserRequest.FromString,
+                    response_serializer=herald_dot_users_dot_v1_dot_users__pb2.DeleteUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +248,33 @@ class UserService:
             '/herald.users.v1.UserService/UpdateUser',
             herald_dot_users_dot_v1_dot_users__pb2.UpdateUserRequest.SerializeToString,
             herald_dot_users_dot_v1_dot_users__pb2.UpdateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.users.v1.UserService/DeleteUser',
+            herald_dot_users_dot_v1_dot_users__pb2.DeleteUserRequest.SerializeToString,
+            herald_dot_users_dot_v1_dot_users__pb2.DeleteUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,19 @@ class UserServiceStub:
     INVALID_EMAIL); NOT_FOUND (USER_NOT_FOUND); ALREADY_EXISTS (EMAIL_TAKEN);
     UNAVAILABLE (STORE_UNAVAILABLE).
     """
+    DeleteUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.DeleteUserRequest, _users_pb2.DeleteUserResponse]
+    """Erases a user (AIP-135) and records a UserDeleted event, which carries no name
+    or email. The user's name and email leave users_svc's store in the same
+    transaction, the email is free for a new user at once, and the user's events
+    already published lose theirs from the outbox; only the id, the version and
+    the delete time stay, so that retries and late events are answered right.
+    Allowed to the user itself or `herald.admin`.
+
+    Retry safely with the same `request_id`: a repeat returns the first answer.
+    Any other delete of a user that does not exist, or no longer does, is
+    NOT_FOUND. Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_REQUEST_ID,
+    REQUEST_ID_REUSED); NOT_FOUND (USER_NOT_FOUND); UNAVAILABLE (STORE_UNAVAILABLE).
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -104,6 +117,19 @@ class UserServiceAsyncStub(UserServiceStub):
     Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_UPDATE_MASK, INVALID_NAME,
     INVALID_EMAIL); NOT_FOUND (USER_NOT_FOUND); ALREADY_EXISTS (EMAIL_TAKEN);
     UNAVAILABLE (STORE_UNAVAILABLE).
+    """
+    DeleteUser: _aio.UnaryUnaryMultiCallable[_users_pb2.DeleteUserRequest, _users_pb2.DeleteUserResponse]  # type: ignore[assignment]
+    """Erases a user (AIP-135) and records a UserDeleted event, which carries no name
+    or email. The user's name and email leave users_svc's store in the same
+    transaction, the email is free for a new user at once, and the user's events
+    already published lose theirs from the outbox; only the id, the version and
+    the delete time stay, so that retries and late events are answered right.
+    Allowed to the user itself or `herald.admin`.
+
+    Retry safely with the same `request_id`: a repeat returns the first answer.
+    Any other delete of a user that does not exist, or no longer does, is
+    NOT_FOUND. Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_REQUEST_ID,
+    REQUEST_ID_REUSED); NOT_FOUND (USER_NOT_FOUND); UNAVAILABLE (STORE_UNAVAILABLE).
     """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -158,6 +184,25 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_UPDATE_MASK, INVALID_NAME,
         INVALID_EMAIL); NOT_FOUND (USER_NOT_FOUND); ALREADY_EXISTS (EMAIL_TAKEN);
         UNAVAILABLE (STORE_UNAVAILABLE).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteUser(
+        self,
+        request: _users_pb2.DeleteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.DeleteUserResponse, _abc.Awaitable[_users_pb2.DeleteUserResponse]]:
+        """Erases a user (AIP-135) and records a UserDeleted event, which carries no name
+        or email. The user's name and email leave users_svc's store in the same
+        transaction, the email is free for a new user at once, and the user's events
+        already published lose theirs from the outbox; only the id, the version and
+        the delete time stay, so that retries and late events are answered right.
+        Allowed to the user itself or `herald.admin`.
+
+        Retry safely with the same `request_id`: a repeat returns the first answer.
+        Any other delete of a user that does not exist, or no longer does, is
+        NOT_FOUND. Errors: INVALID_ARGUMENT (INVALID_USER_ID, INVALID_REQUEST_ID,
+        REQUEST_ID_REUSED); NOT_FOUND (USER_NOT_FOUND); UNAVAILABLE (STORE_UNAVAILABLE).
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -45,6 +45,11 @@ class NoOpUserService(users_pb2_grpc.UserServiceServicer):
     ) -> users_pb2.UpdateUserResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
 
+    async def DeleteUser(
+        self, request: users_pb2.DeleteUserRequest, context: Context
+    ) -> users_pb2.DeleteUserResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the no-op server only creates")
+
 
 def main() -> int:
     configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))

@@ -1,4 +1,4 @@
-"""The users application: create, change and read users, each change with its event.
+"""The users application: create, change, erase and read users, each change with its event.
 
 It owns the rules that span several rows (idempotent retries, one event per change) and
 leaves storage to a UserStore and encoding to EventRecordFactory.
@@ -15,11 +15,13 @@ from users_svc.events import EventRecordFactory
 from users_svc.model import (
     NewUser,
     RequestIdReusedError,
+    Tombstone,
     User,
     UserChange,
+    UserDeletion,
     UserNotFoundError,
 )
-from users_svc.store import CreateRequest, UnitOfWork, UserStore
+from users_svc.store import CreateRequest, DeleteRequest, UnitOfWork, UserStore
 
 
 class UserApplication:
@@ -43,7 +45,8 @@ class UserApplication:
     async def create(self, new: NewUser) -> tuple[User, bool]:
         """The created user and True; or, for a retry of an earlier request, its user and False.
 
-        Raises EmailTakenError, RequestIdReusedError, StoreUnavailableError.
+        Raises EmailTakenError, RequestIdReusedError, StoreUnavailableError; and
+        UserNotFoundError for a retry whose user was erased since (a retry never makes it again).
         """
         user, created = await self._store.atomically_async(lambda unit: self._create(unit, new))
         if created:
@@ -57,6 +60,17 @@ class UserApplication:
         if changed:
             self._on_event()
         return user
+
+    async def delete(self, deletion: UserDeletion) -> Tombstone:
+        """What stays of the erased user; for a retry of an earlier request, the same.
+        Raises UserNotFoundError (no such user, or no longer), RequestIdReusedError, and
+        StoreUnavailableError."""
+        tombstone, deleted = await self._store.atomically_async(
+            lambda unit: self._delete(unit, deletion)
+        )
+        if deleted:
+            self._on_event()
+        return tombstone
 
     async def get(self, user_id: str) -> User:
         user = await self._store.get_user_async(user_id)
@@ -72,6 +86,8 @@ class UserApplication:
         if new.request_id is not None:
             earlier = unit.find_request(new.request_id)
             if earlier is not None:
+                if earlier.fingerprint is None:  # its user was erased: nothing to compare
+                    raise UserNotFoundError(earlier.user_id)
                 if earlier.fingerprint != new.fingerprint:
                     raise RequestIdReusedError(
                         "request_id was already used for a different request"
@@ -101,6 +117,29 @@ class UserApplication:
         unit.save_user(updated)
         unit.append_event(self._events.user_updated(updated, changed))
         return updated, True
+
+    def _delete(self, unit: UnitOfWork, deletion: UserDeletion) -> tuple[Tombstone, bool]:
+        if deletion.request_id is not None:
+            earlier = unit.find_delete_request(deletion.request_id)
+            if earlier is not None:
+                if earlier.user_id != deletion.user_id:
+                    raise RequestIdReusedError("request_id was already used for another user")
+                tombstone = unit.get_tombstone(earlier.user_id)
+                if tombstone is None:  # pragma: no cover - the foreign key forbids it
+                    raise UserNotFoundError(earlier.user_id)
+                return tombstone, False
+        user = unit.get_user(deletion.user_id)
+        if user is None:
+            raise UserNotFoundError(deletion.user_id)
+        tombstone = deletion.tombstone(user, self._clock())
+        request = (
+            None
+            if deletion.request_id is None
+            else DeleteRequest(deletion.request_id, deletion.user_id)
+        )
+        unit.delete_user(tombstone, request)
+        unit.append_event(self._events.user_deleted(tombstone))
+        return tombstone, True
 
 
 def _as_created(user: User, request: NewUser) -> User:

@@ -32,6 +32,21 @@ class User:
 
 
 @dataclass(frozen=True)
+class Tombstone:
+    """What stays of an erased user: no name, no email, only what answers a retried delete
+    and tells the user's older events apart (its last version) and when it was erased."""
+
+    id: str
+    version: int
+    delete_time: datetime
+
+    @property
+    def event_id(self) -> str:
+        """The id of the UserDeleted event that announced the erasure."""
+        return event_id(self.id, self.version)
+
+
+@dataclass(frozen=True)
 class NewUser:
     """A validated CreateUser request."""
 
@@ -64,6 +79,18 @@ class UserChange:
             return user, []
         values = {field: getattr(self, field) for field in changed}
         return replace(user, **values, update_time=now, version=user.version + 1), changed
+
+
+@dataclass(frozen=True)
+class UserDeletion:
+    """A validated DeleteUser request."""
+
+    user_id: str
+    request_id: str | None
+
+    def tombstone(self, user: User, now: datetime) -> Tombstone:
+        """What stays of `user` once erased: one version more than its last change."""
+        return Tombstone(user.id, user.version + 1, now)
 
 
 @dataclass(frozen=True)
@@ -144,6 +171,17 @@ def validate_change(user_id: str, name: str, email: str, paths: Iterable[str]) -
         name=name if "name" in fields else None,
         email=email if "email" in fields else None,
     )
+
+
+def validate_deletion(user_id: str, request_id: str = "") -> UserDeletion:
+    """A DeleteUser request (AIP-135); raise InvalidRequestError otherwise."""
+    violations = [
+        *_check("id", "INVALID_USER_ID", user_id_problem(user_id)),
+        *_check("request_id", "INVALID_REQUEST_ID", request_id_problem(request_id)),
+    ]
+    if violations:
+        raise InvalidRequestError(violations)
+    return UserDeletion(user_id=user_id, request_id=request_id.lower() or None)
 
 
 def request_id_problem(request_id: str) -> str | None:

@@ -13,48 +13,26 @@ from typing import Any, TypeVar
 from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.timestamps import from_micros, to_micros
-from users_svc.model import EmailTakenError, User, email_key
-from users_svc.store import CreateRequest, OutboxRow, UnitOfWork
+from users_svc.model import EmailTakenError, Tombstone, User, email_key
+from users_svc.sqlite_schema import MIGRATIONS
+from users_svc.store import CreateRequest, DeleteRequest, OutboxRow, UnitOfWork
 
 T = TypeVar("T")
 
-MIGRATIONS = (
-    # 1: users, the requests that created them (for idempotent retries), and the outbox.
-    """
-    CREATE TABLE users (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        email TEXT NOT NULL,
-        email_key TEXT NOT NULL UNIQUE,
-        version INTEGER NOT NULL,
-        create_time_us INTEGER NOT NULL,
-        update_time_us INTEGER NOT NULL
-    );
-    CREATE TABLE create_requests (
-        request_id TEXT PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE
-    );
-    CREATE TABLE outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id TEXT NOT NULL,
-        topic TEXT NOT NULL,
-        key BLOB NOT NULL,
-        value BLOB NOT NULL,
-        headers TEXT NOT NULL,
-        created_at_us INTEGER NOT NULL,
-        published_at_us INTEGER
-    );
-    CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at_us IS NULL;
-    CREATE INDEX outbox_published ON outbox (published_at_us) WHERE published_at_us IS NOT NULL;
-    """,
+__all__ = ["MIGRATIONS", "SqliteUserStore"]
+
+# What an erased user's published outbox row keeps: its seq, key and event id, nothing else.
+_ERASED = (
+    "value = x'', headers = json_array(json_array('ce_id', event_id)), erase_when_published = 0"
 )
 
 
 class SqliteUserStore:
     def __init__(self, path: Path, busy_timeout_s: float = sqlite.BUSY_TIMEOUT_S) -> None:
         self.path = path
-        self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s)
+        # secure_delete: what a write removes (an erased user's row, index entries, outbox
+        # values) is overwritten with zeros, not left in the file's free space.
+        self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s, secure_delete=True)
 
     def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
         # Group-committed with concurrent calls' work: one fsync for the lot.
@@ -79,6 +57,17 @@ class SqliteUserStore:
             ).fetchall()
         return [_user(row) for row in rows]
 
+    def get_tombstone(self, user_id: str) -> Tombstone | None:
+        with self._db.read() as connection:
+            return _get_tombstone(connection, user_id)
+
+    def list_tombstones(self, after_id: str, limit: int) -> list[Tombstone]:
+        with self._db.read() as connection:
+            rows = connection.execute(
+                f"{_SELECT_TOMBSTONE} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            ).fetchall()
+        return [_tombstone(row) for row in rows]
+
     def ping(self) -> None:
         self._db.ping()
 
@@ -101,11 +90,20 @@ class SqliteUserStore:
         # its fsync with the CreateUser calls being committed meanwhile.
         at_us = to_micros(at)
         runs = [(at_us, first, last) for first, last in _runs(seqs)]
-        self._db.group_write(
-            lambda connection: connection.executemany(
+
+        def mark(connection: sqlite3.Connection) -> None:
+            connection.executemany(
                 "UPDATE outbox SET published_at_us = ? WHERE seq BETWEEN ? AND ?", runs
             )
-        )
+            # Rows pending when their user was erased, now sent: erased. The partial index
+            # outbox_to_erase holds only those, so this costs nothing when there are none (left
+            # to itself, the planner would scan every published row instead).
+            connection.execute(
+                f"UPDATE outbox INDEXED BY outbox_to_erase SET {_ERASED}"  # noqa: S608 - constant
+                " WHERE erase_when_published = 1 AND published_at_us IS NOT NULL"
+            )
+
+        self._db.group_write(mark)
 
     def prune(self, published_before: datetime) -> int:
         with self._db.write() as connection:
@@ -184,6 +182,40 @@ class _SqliteUnitOfWork:
                 ),
             )
 
+    def get_tombstone(self, user_id: str) -> Tombstone | None:
+        return _get_tombstone(self._connection, user_id)
+
+    def find_delete_request(self, request_id: str) -> DeleteRequest | None:
+        row = self._connection.execute(
+            "SELECT request_id, user_id FROM delete_requests WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else DeleteRequest(*row)
+
+    def delete_user(self, tombstone: Tombstone, request: DeleteRequest | None) -> None:
+        execute, user_id, key = self._connection.execute, tombstone.id, tombstone.id.encode()
+        execute("DELETE FROM users WHERE id = ?", (user_id,))
+        execute(
+            "INSERT INTO deleted_users (id, version, delete_time_us) VALUES (?, ?, ?)",
+            (user_id, tombstone.version, to_micros(tombstone.delete_time)),
+        )
+        execute("UPDATE create_requests SET fingerprint = NULL WHERE user_id = ?", (user_id,))
+        if request is not None:
+            execute(
+                "INSERT INTO delete_requests (request_id, user_id) VALUES (?, ?)",
+                (request.request_id, request.user_id),
+            )
+        execute(
+            f"UPDATE outbox SET {_ERASED}"  # noqa: S608 - a constant
+            " WHERE key = ? AND published_at_us IS NOT NULL",
+            (key,),
+        )
+        # Still to be sent as committed, in order: erased by mark_published once sent.
+        execute(
+            "UPDATE outbox SET erase_when_published = 1 WHERE key = ? AND published_at_us IS NULL",
+            (key,),
+        )
+
     def append_event(self, record: Record) -> None:
         headers = dict(record.headers)
         self._connection.execute(
@@ -211,6 +243,19 @@ def _get_user(connection: sqlite3.Connection, user_id: str) -> User | None:
 def _user(row: tuple[Any, ...]) -> User:
     id_, name, email, created, updated, version = row
     return User(id_, name, email, from_micros(created), from_micros(updated), version)
+
+
+_SELECT_TOMBSTONE = "SELECT id, version, delete_time_us FROM deleted_users"
+
+
+def _get_tombstone(connection: sqlite3.Connection, user_id: str) -> Tombstone | None:
+    row = connection.execute(f"{_SELECT_TOMBSTONE} WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else _tombstone(row)
+
+
+def _tombstone(row: tuple[Any, ...]) -> Tombstone:
+    id_, version, deleted = row
+    return Tombstone(id_, version, from_micros(deleted))
 
 
 @contextmanager

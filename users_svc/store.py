@@ -14,16 +14,27 @@ from datetime import datetime
 from typing import NamedTuple, Protocol, TypeVar
 
 from herald.kafka.records import Record
-from users_svc.model import User
+from users_svc.model import Tombstone, User
 
 T = TypeVar("T")
 
 
 class CreateRequest(NamedTuple):
-    """The CreateUser request that made a user, kept so a retry gets the same answer."""
+    """The CreateUser request that made a user, kept so a retry gets the same answer.
+
+    `fingerprint` is None once the user is erased: it is derived from the name and email, so
+    it goes with them; the request id stays, so a retry cannot make the user again.
+    """
 
     request_id: str
-    fingerprint: str
+    fingerprint: str | None
+    user_id: str
+
+
+class DeleteRequest(NamedTuple):
+    """The DeleteUser request that erased a user, kept so a retry gets the same answer."""
+
+    request_id: str
     user_id: str
 
 
@@ -48,6 +59,18 @@ class UnitOfWork(Protocol):
         ...
 
     def append_event(self, record: Record) -> None: ...
+
+    def get_tombstone(self, user_id: str) -> Tombstone | None: ...
+
+    def find_delete_request(self, request_id: str) -> DeleteRequest | None: ...
+
+    def delete_user(self, tombstone: Tombstone, request: DeleteRequest | None) -> None:
+        """Erase the user `tombstone` names, which exists: its row goes (name and email with
+        it, so its email is free at once) and `tombstone` stays in its place; its CreateUser
+        request loses its fingerprint; its outbox rows already published lose their value and
+        every header but `ce_id`, and those still pending are marked to lose them once
+        published (`Outbox.mark_published`). `request`, if any, is kept for retries."""
+        ...
 
 
 class UserStore(Protocol):
@@ -79,7 +102,18 @@ class UserStore(Protocol):
 
     def list_users(self, after_id: str, limit: int) -> list[User]:
         """Up to `limit` users whose id sorts after `after_id`, in id order: a page, and the
-        last id is where the next one starts."""
+        last id is where the next one starts. Erased users are not users: they are never
+        listed (nor returned by `get_user`), only their tombstones are (below)."""
+        ...
+
+    def get_tombstone(self, user_id: str) -> Tombstone | None:
+        """What stays of the user `user_id` if it was erased; None if it exists or never did.
+        With `get_user`, tells an erased user from a lost one."""
+        ...
+
+    def list_tombstones(self, after_id: str, limit: int) -> list[Tombstone]:
+        """Up to `limit` tombstones whose user id sorts after `after_id`, in id order: pages,
+        as `list_users` gives them."""
         ...
 
     def ping(self) -> None:
@@ -92,7 +126,11 @@ class Outbox(Protocol):
         """The oldest unpublished events, in commit order."""
         ...
 
-    def mark_published(self, seqs: Sequence[int], at: datetime) -> None: ...
+    def mark_published(self, seqs: Sequence[int], at: datetime) -> None:
+        """Mark the rows `seqs` published at `at`; in the same transaction, every published
+        row of an erased user loses its value and every header but `ce_id` (a row pending when
+        its user was erased is sent as it was committed, then erased)."""
+        ...
 
     def prune(self, published_before: datetime) -> int: ...
 
@@ -100,5 +138,6 @@ class Outbox(Protocol):
 
     def newest(self, limit: int) -> list[OutboxRow]:
         """The newest events, published or not, in commit order: what was (or is to be) sent,
-        for tools that check or measure it."""
+        for tools that check or measure it; an erased user's published rows come with an empty
+        value and only their `ce_id` header."""
         ...

@@ -45,11 +45,16 @@ class Database:
         *,
         max_group: int = MAX_GROUP,
         read_threads: int = READ_THREADS,
+        secure_delete: bool = False,
     ) -> None:
+        """`secure_delete`: writes overwrite what they delete or replace with zeros (SQLite's
+        `PRAGMA secure_delete`), free pages included, for data that must leave the file."""
         self.path = path
         self._busy_timeout_s = busy_timeout_s
         with unavailable_on_error():
             self._writer = connect(path, busy_timeout_s)
+            if secure_delete:
+                self._writer.execute("PRAGMA secure_delete=ON")
             migrate(self._writer, migrations)
         # Held for the whole of every write transaction, grouped or not.
         self._write_lock = threading.Lock()

@@ -17,7 +17,9 @@ from herald.users.v1 import events_pb2
 WHEN = datetime(2026, 3, 1, tzinfo=UTC)
 # Personal data no byte of auth's database may hold once the user is erased.
 CANARY_NAME = "Zebulon Canaryfield"
-CANARY_EMAIL = "zebulon.canary@example.org"
+# Long enough that the tombstone's shorter row, written where the old one was, leaves most of
+# the old row's bytes in the page's free space: where only secure_delete clears them.
+CANARY_EMAIL = "zebulon.canaryfield@erasure-canary.mail.example.org"
 
 Event = events_pb2.UserCreated | events_pb2.UserUpdated | events_pb2.UserDeleted
 

@@ -84,14 +84,26 @@ def test_a_live_account_and_an_unknown_one_have_no_tombstone(store: SqliteAccoun
     assert store.tombstone_version(NOBODY) is None
 
 
+def others(first: int, count: int) -> list[DecodedEvent]:
+    """Other users' creations: rows that share the erased account's pages."""
+    return [
+        decoded(created(uid(f"other-{n}"), f"Other {n}", f"o{n}@example.com"), 100 + n)
+        for n in range(first, first + count)
+    ]
+
+
 def test_no_byte_of_the_database_holds_the_erased_name_or_email(
     store: SqliteAccountStore, folder: Path
 ) -> None:
+    store.apply_batch(others(0, 20))
     erase_u1(store)
+    store.apply_batch(others(20, 20))
     # Every file the database keeps, as the store left them: no checkpoint by the test.
     assert files_holding(folder, CANARY_NAME, CANARY_EMAIL, "Canaryfield") == []
     with sqlite3.connect(store.path) as connection:
-        assert connection.execute("SELECT name, email FROM accounts").fetchall() == [("", "")]
+        assert connection.execute(
+            "SELECT name, email FROM accounts WHERE user_id = ?", (U1,)
+        ).fetchall() == [("", "")]
         rows = connection.execute("SELECT * FROM processed_events").fetchall()
     assert "Canaryfield" not in repr(rows)
     store.close()

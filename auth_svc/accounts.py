@@ -24,6 +24,9 @@ class Account(NamedTuple):
     # The id of the event this state came from (GetAccount's `last_event_id`).
     event_id: str
     update_time: datetime
+    # A tombstone: the user was erased (UserDeleted). Name and email are empty, create_time
+    # is the epoch, and only the version is kept, so that the user's older events stay stale.
+    deleted: bool = False
 
 
 class Outcome(enum.Enum):
@@ -51,7 +54,9 @@ class DecodedEvent(NamedTuple):
 class AccountStore(Protocol):
     def apply(self, account: Account, event_type: str, position: RecordPosition) -> Outcome:
         """In one transaction: record the event id as processed (the inbox) and keep the
-        account if it is newer. Raise StoreUnavailableError when the database cannot."""
+        account if it is newer. A tombstone (`deleted`) replaces the account and erases its
+        name and email; nothing replaces a tombstone, whatever its version (STALE). Raise
+        StoreUnavailableError when the database cannot."""
         ...
 
     def apply_batch(self, events: Sequence[DecodedEvent]) -> list[Outcome]:
@@ -61,15 +66,24 @@ class AccountStore(Protocol):
         Raise StoreUnavailableError when the database cannot."""
         ...
 
-    def get(self, user_id: str) -> Account | None: ...
+    def get(self, user_id: str) -> Account | None:
+        """The user's account; None when there is none or it is a tombstone (the user was
+        erased), so that nothing tells an erased user from one never seen."""
+        ...
 
     async def get_async(self, user_id: str) -> Account | None:
         """`get` for a coroutine: the query runs off the caller's event loop."""
         ...
 
+    def tombstone_version(self, user_id: str) -> int | None:
+        """The version of the UserDeleted that erased this user, or None when the user has a
+        live account or none at all. Every event of that user is stale from then on."""
+        ...
+
     def applied_events(self, user_id: str) -> int:
-        """How many events have been applied to this account (0 when there is none): one per
-        version when each was applied exactly once."""
+        """How many events have been applied to this account, its tombstone included (0 when
+        there is none): one per version when each was applied exactly once, the delete
+        counting as one."""
         ...
 
     def processed(self, event_ids: Iterable[str]) -> set[str]:

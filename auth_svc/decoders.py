@@ -1,22 +1,24 @@
 """What each event type means for an account, and which decoder a record needs.
 
 Every event carries the user's whole state and its version, so each decoder only turns the
-payload into the account it describes; the store keeps it if it is newer. DECODERS is the one
-place that knows event types: adding one is a function here and a line there. The Router
-picks a record's decoder by its `ce_type` header and checks that record and event agree with
-each other and with herald.contract's rules; a record that fails any check is poison.
+payload into the account it describes; the store keeps it if it is newer. A UserDeleted
+describes a tombstone: the account with its name and email erased, at the delete's version.
+DECODERS is the one place that knows event types: adding one is a function here and a line
+there. The Router picks a record's decoder by its `ce_type` header and checks that record and
+event agree with each other and with herald.contract's rules; a record that fails any check
+is poison.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
 from auth_svc.accounts import Account, DecodedEvent, RecordPosition
-from herald.contract.events import created_problem, updated_problem
+from herald.contract.events import created_problem, deleted_problem, updated_problem
 from herald.kafka.cloudevents import SPEC_VERSION
 from herald.kafka.records import ReceivedHeaders
 from herald.timestamps import from_timestamp
@@ -25,6 +27,10 @@ from herald.users.v1 import events_pb2
 
 class InvalidEventError(ValueError):
     """The event decoded but its content is unusable or inconsistent."""
+
+
+# What a tombstone holds for create_time: when the user was created is erased too.
+TOMBSTONE_CREATE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def user_created(payload: bytes, now: datetime) -> Account:
@@ -38,6 +44,18 @@ def user_updated(payload: bytes, now: datetime) -> Account:
     event = events_pb2.UserUpdated.FromString(payload)
     _check(updated_problem(event.event_id, event.user_id, event.version, event.name, event.email))
     return _account(event, now)
+
+
+def user_deleted(payload: bytes, now: datetime) -> Account:
+    """The tombstone a UserDeleted makes: the user's id and version, and nothing of its
+    personal data (the event carries none)."""
+    event = events_pb2.UserDeleted.FromString(payload)
+    _check(deleted_problem(event.event_id, event.user_id, event.version))
+    deleted = event.delete_time
+    _utc_datetime(deleted.seconds, deleted.nanos, "delete_time")  # only checked: not kept
+    return Account(
+        event.user_id, "", "", TOMBSTONE_CREATE_TIME, event.version, event.event_id, now, True
+    )
 
 
 def _check(problem: str | None) -> None:
@@ -59,11 +77,11 @@ def _account(event: events_pb2.UserCreated | events_pb2.UserUpdated, now: dateti
     )
 
 
-def _utc_datetime(seconds: int, nanos: int) -> datetime:
+def _utc_datetime(seconds: int, nanos: int, field: str = "create_time") -> datetime:
     try:
         return from_timestamp(seconds, nanos)
     except ValueError as error:
-        raise InvalidEventError(f"invalid create_time: {error}") from None
+        raise InvalidEventError(f"invalid {field}: {error}") from None
 
 
 Decoder = Callable[[bytes, datetime], Account]
@@ -72,6 +90,7 @@ Decoder = Callable[[bytes, datetime], Account]
 DECODERS: dict[str, Decoder] = {
     events_pb2.UserCreated.DESCRIPTOR.full_name: user_created,
     events_pb2.UserUpdated.DESCRIPTOR.full_name: user_updated,
+    events_pb2.UserDeleted.DESCRIPTOR.full_name: user_deleted,
 }
 
 

@@ -31,7 +31,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.GetAccountResponse:
         user_id = ERRORS.user_id(request.user_id, field="user_id")
         account = await self._store.get_async(user_id)
-        if account is None:
+        # An erased user's tombstone answers as no account at all: the same reason and
+        # message, so nothing tells an erased user from one never seen.
+        if account is None or account.deleted:
             ERRORS.not_found(
                 reason="ACCOUNT_NOT_FOUND",
                 message=f"no account for user {user_id} yet",

@@ -6,6 +6,7 @@ and the inbox's primary key lets only one of them apply a given event.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -17,6 +18,8 @@ from typing import Any
 from auth_svc.accounts import Account, DecodedEvent, Outcome, RecordPosition
 from herald.storage import sqlite
 from herald.timestamps import from_micros, to_micros
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS = (
     # 1: accounts, and the inbox of every event applied (or found stale) once.
@@ -48,6 +51,12 @@ MIGRATIONS = (
     ALTER TABLE accounts ADD COLUMN applied_events INTEGER NOT NULL DEFAULT 0;
     UPDATE accounts SET applied_events = version;
     """,
+    # 3: tombstones. A UserDeleted leaves the row with name and email empty, create_time 0,
+    # and deleted = 1: its version keeps the user's older events stale for good, and its
+    # applied_events still counts every version (the delete is one).
+    """
+    ALTER TABLE accounts ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -55,6 +64,11 @@ class SqliteAccountStore:
     def __init__(self, path: Path, busy_timeout_s: float = sqlite.BUSY_TIMEOUT_S) -> None:
         self.path = path
         self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s)
+        # Erased names and emails must not linger in the file's free space: SQLite then zeroes
+        # what a write frees. A setting of the connection, and every write goes through the
+        # database's one writer connection (the default depends on how SQLite was built).
+        with self._db.write() as connection:
+            connection.execute("PRAGMA secure_delete=ON")
 
     def apply(self, account: Account, event_type: str, position: RecordPosition) -> Outcome:
         [outcome] = self.apply_batch([DecodedEvent(account, event_type, position)])
@@ -64,7 +78,10 @@ class SqliteAccountStore:
         if not events:
             return []
         with self._db.write() as connection:
-            return _apply_batch(connection, events, to_micros(datetime.now(UTC)))
+            outcomes = _apply_batch(connection, events, to_micros(datetime.now(UTC)))
+        if any(d.account.deleted for d in events):
+            self._erase_wal()
+        return outcomes
 
     def get(self, user_id: str) -> Account | None:
         with self._db.read() as connection:
@@ -72,6 +89,13 @@ class SqliteAccountStore:
 
     async def get_async(self, user_id: str) -> Account | None:
         return await self._db.read_async(lambda connection: _get_account(connection, user_id))
+
+    def tombstone_version(self, user_id: str) -> int | None:
+        with self._db.read() as connection:
+            row = connection.execute(
+                "SELECT version FROM accounts WHERE user_id = ? AND deleted = 1", (user_id,)
+            ).fetchone()
+        return None if row is None else int(row[0])
 
     def applied_events(self, user_id: str) -> int:
         with self._db.read() as connection:
@@ -99,18 +123,29 @@ class SqliteAccountStore:
     def ping(self) -> None:
         self._db.ping()
 
+    def _erase_wal(self) -> None:
+        """Copy the WAL into the file and empty it: until then its older page images hold
+        what a delete erased. Best effort: a reader that keeps its snapshot (another process
+        on the file) makes it give up after the busy timeout, and the WAL is emptied later."""
+        with self._db.read() as connection:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            logger.warning("WAL not emptied after an erasure: a reader holds it; retried later")
+
     def close(self) -> None:
         self._db.close()
 
 
 _UPSERT_ACCOUNT = (
     "INSERT INTO accounts (user_id, name, email, create_time_us, version,"
-    " last_event_id, update_time_us, applied_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " last_event_id, update_time_us, applied_events, deleted)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,"
     " email = excluded.email, create_time_us = excluded.create_time_us,"
     " version = excluded.version, last_event_id = excluded.last_event_id,"
     " update_time_us = excluded.update_time_us,"
-    " applied_events = accounts.applied_events + excluded.applied_events"
+    " applied_events = accounts.applied_events + excluded.applied_events,"
+    " deleted = excluded.deleted"
 )
 _INSERT_PROCESSED = (
     'INSERT INTO processed_events (event_id, event_type, topic, partition, "offset",'
@@ -123,7 +158,7 @@ MAX_PARAMETERS = 32766
 def _get_account(connection: sqlite3.Connection, user_id: str) -> Account | None:
     row = connection.execute(
         "SELECT user_id, name, email, create_time_us, version, last_event_id,"
-        " update_time_us FROM accounts WHERE user_id = ?",
+        " update_time_us FROM accounts WHERE user_id = ? AND deleted = 0",
         (user_id,),
     ).fetchone()
     if row is None:
@@ -143,7 +178,7 @@ def _apply_batch(
     batch has decided so far, gives exactly the outcomes of one `apply` after another.
     """
     seen = _processed_ids(connection, {d.account.event_id for d in events})
-    versions = _versions(connection, {d.account.user_id for d in events})
+    versions, erased = _versions(connection, {d.account.user_id for d in events})
     newest: dict[str, Account] = {}  # user id -> the account this batch leaves behind
     applied: Counter[str] = Counter()  # user id -> events of this batch applied to it
     processed: list[tuple[str, str, str, int, int, str, int]] = []
@@ -154,14 +189,20 @@ def _apply_batch(
             outcomes.append(Outcome.DUPLICATE)
             continue
         seen.add(event_id)
-        current = versions.get(account.user_id)
-        if current is not None and current >= account.version:
+        user_id = account.user_id
+        current = versions.get(user_id)
+        if user_id in erased:
+            outcome = Outcome.STALE  # a tombstone is for good: see _stale_after_erasure
+            _stale_after_erasure(account, current)
+        elif current is not None and current >= account.version:
             outcome = Outcome.STALE
         else:
             outcome = Outcome.APPLIED
-            versions[account.user_id] = account.version
-            newest[account.user_id] = account
-            applied[account.user_id] += 1
+            versions[user_id] = account.version
+            newest[user_id] = account
+            applied[user_id] += 1
+            if account.deleted:
+                erased.add(user_id)
         outcomes.append(outcome)
         topic, partition, offset = position
         processed.append(
@@ -178,9 +219,31 @@ def _processed_ids(connection: sqlite3.Connection, event_ids: Iterable[str]) -> 
     return {event_id for (event_id,) in _rows_in(connection, query, event_ids)}
 
 
-def _versions(connection: sqlite3.Connection, user_ids: Iterable[str]) -> dict[str, int]:
-    query = "SELECT user_id, version FROM accounts WHERE user_id IN ({})"
-    return dict(_rows_in(connection, query, user_ids))
+def _versions(
+    connection: sqlite3.Connection, user_ids: Iterable[str]
+) -> tuple[dict[str, int], set[str]]:
+    """Each known user's version, and which of them are tombstones."""
+    query = "SELECT user_id, version, deleted FROM accounts WHERE user_id IN ({})"
+    versions, erased = {}, set()
+    for user_id, version, deleted in _rows_in(connection, query, user_ids):
+        versions[user_id] = version
+        if deleted:
+            erased.add(user_id)
+    return versions, erased
+
+
+def _stale_after_erasure(account: Account, tombstone: int | None) -> None:
+    """An erased user stays erased. users_svc never publishes past a delete, so an event newer
+    than the tombstone is no real change: it is recorded STALE like an older one, never
+    applied (that would bring the account back), and logged by ids only."""
+    if tombstone is not None and account.version > tombstone:
+        logger.warning(
+            "ignored event %s of erased user %s: version %d is past the tombstone's %d",
+            account.event_id,
+            account.user_id,
+            account.version,
+            tombstone,
+        )
 
 
 def _rows_in(
@@ -194,7 +257,7 @@ def _rows_in(
 
 def _account_rows(
     accounts: Iterable[Account], applied: Mapping[str, int]
-) -> list[tuple[str, str, str, int, int, str, int, int]]:
+) -> list[tuple[str, str, str, int, int, str, int, int, bool]]:
     rows = []
     update_micros: dict[datetime, int] = {}  # a batch's accounts share one update time
     for account in accounts:
@@ -211,6 +274,7 @@ def _account_rows(
                 account.event_id,
                 updated,
                 applied[account.user_id],
+                account.deleted,
             )
         )
     return rows

@@ -134,6 +134,9 @@ class FlakyStore:
     async def get_async(self, user_id: str) -> Account | None:
         return await self.store.get_async(user_id)
 
+    def tombstone_version(self, user_id: str) -> int | None:
+        return self.store.tombstone_version(user_id)
+
     def applied_events(self, user_id: str) -> int:
         return self.store.applied_events(user_id)
 

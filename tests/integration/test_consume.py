@@ -41,7 +41,7 @@ def _far_future_user() -> bytes:
 POISON: dict[str, tuple[bytes | None, Headers]] = {
     "undecodable": (b"\xff\x00\xff garbage", [("ce_type", USER_CREATED.encode())]),
     "truncated": (None, [("ce_type", USER_CREATED.encode())]),  # value filled in below
-    "unknown type": (b"", [("ce_type", b"herald.users.v1.UserDeleted")]),
+    "unknown type": (b"", [("ce_type", b"herald.users.v1.UserRenamed")]),
     "no headers": (b"no headers at all", []),
     "invalid": (
         events_pb2.UserCreated(user_id="u-x").SerializeToString(),

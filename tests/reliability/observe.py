@@ -28,7 +28,7 @@ from users_svc.store import Outbox, UserStore
 PAGE = 1_000
 EVENT_TYPES = {
     message.DESCRIPTOR.full_name: message
-    for message in (events_pb2.UserCreated, events_pb2.UserUpdated)
+    for message in (events_pb2.UserCreated, events_pb2.UserUpdated, events_pb2.UserDeleted)
 }
 
 

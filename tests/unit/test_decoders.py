@@ -16,6 +16,7 @@ from auth_svc.decoders import (
     PoisonRecordError,
     Router,
     user_created,
+    user_deleted,
     user_updated,
 )
 from herald.contract.events import MAX_VERSION, USERS_SVC_SOURCE
@@ -123,6 +124,7 @@ def test_registry_routes_by_full_event_name() -> None:
     assert {
         "herald.users.v1.UserCreated": user_created,
         "herald.users.v1.UserUpdated": user_updated,
+        "herald.users.v1.UserDeleted": user_deleted,
     } == DECODERS
 
 

@@ -21,6 +21,7 @@ ORDER = (
     "baseline_secure",
     "kafka_down",
     "broker_kill",
+    "delete_during_stream",
     "leader_kill_3node",
     "too_few_replicas",
     "service_kill_rebalance",

@@ -177,6 +177,12 @@ def check(stack: Stack, run: Run, name: str, timeout_s: float = 120.0) -> Result
     """Let auth catch up, then judge the whole history: ledger, stores, topic and DLQ."""
     acks = list(run.ledger.acks)
     waited = settle(stack, name, acks, timeout_s)
+    deleted = {ack.user_id for ack in acks if ack.deleted}
+    if deleted:
+        # Read the way a caller would find it: an account auth_svc would still hand out.
+        with stack.stores() as stores:
+            left = sum(stores.accounts.get(user_id) is not None for user_id in deleted)
+        run.fault["accounts_left_for_deleted"] = left
     history = full_history(
         stack,
         name,
@@ -226,8 +232,9 @@ class Run:
         )
         return self.load
 
-    def stream(self, pause_s: float = 0.01) -> Load:
-        """A steady stream of creates and renames, about 4 x 100 calls/s, until stopped."""
+    def stream(self, pause_s: float = 0.01, delete_every: int = 0) -> Load:
+        """A steady stream of creates and renames (and, with `delete_every` N, the erasure of
+        every Nth user after its renames), about 4 x 100 calls/s, until stopped."""
         assert self.stack.users is not None
         self.load = Load(
             self.stack.users.target,
@@ -237,6 +244,7 @@ class Run:
             pause_s=pause_s,
             ledger=self.ledger,
             secure=self.stack.secure,
+            delete_every=delete_every,
         ).start()
         return self.load
 

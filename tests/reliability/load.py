@@ -31,6 +31,10 @@ class Ledger:
         with self._lock:
             self.acks.append(Ack(user.id, user.version, user.name, user.email))
 
+    def record_deleted(self, answer: users_pb2.DeleteUserResponse) -> None:
+        with self._lock:
+            self.acks.append(Ack(answer.id, answer.version, "", "", deleted=True))
+
     def __len__(self) -> int:
         return len(self.acks)
 
@@ -53,11 +57,15 @@ class Load:
         pause_s: float = 0.0,
         ledger: Ledger | None = None,
         secure: SecureFiles | None = None,
+        delete_every: int = 0,
     ) -> None:
         self._target = target
         # With `secure`, each client calls over mTLS as a real caller would: it creates with
         # a `users.create` token and renames each user with that user's own token.
         self._secure = secure
+        # With `delete_every` N, each client erases every Nth user it made, after its renames.
+        self._delete_every = delete_every
+        self.deleted = 0
         # A pause after each call makes a steady stream that outlasts slow faults (a broker
         # restart takes ~10 s); `stop()` ends it.
         self._pause_s = pause_s
@@ -103,7 +111,7 @@ class Load:
         tls = self._secure.client_tls() if self._secure else None
         with channel(self._target, tls) as connection:
             stub = users_pb2_grpc.UserServiceStub(connection)
-            for _ in range(self._users):
+            for made in range(1, self._users + 1):
                 user_id = self._create(stub)
                 if user_id is None:
                     return
@@ -116,6 +124,8 @@ class Load:
                         update_mask=field_mask_pb2.FieldMask(paths=["name"]),
                     )
                     self._call(partial(stub.UpdateUser, request, timeout=5, metadata=as_user))
+                if self._delete_every and made % self._delete_every == 0:
+                    self._delete(stub, user_id, as_user)
 
     def _create(self, stub: users_pb2_grpc.UserServiceStub) -> str | None:
         request = users_pb2.CreateUserRequest(
@@ -130,7 +140,25 @@ class Load:
             self.stopping.wait(0.2)
         return None
 
-    def _bearer(self, subject: str, scope: str) -> tuple[tuple[str, str], ...]:
+    def _delete(
+        self, stub: users_pb2_grpc.UserServiceStub, user_id: str, as_user: Metadata
+    ) -> None:
+        """Erase the user, retrying with the same request_id (so a retry after a lost answer
+        gets the first one) until it is acknowledged or the load stops."""
+        request = users_pb2.DeleteUserRequest(id=user_id, request_id=str(uuid.uuid4()))
+        while not self.stopping.is_set():
+            if self._pause_s:
+                self.stopping.wait(self._pause_s)
+            try:
+                answer = stub.DeleteUser(request, timeout=5, metadata=as_user)
+            except grpc.RpcError:
+                self.stopping.wait(0.2)
+                continue
+            self.ledger.record_deleted(answer)
+            self.deleted += 1
+            return
+
+    def _bearer(self, subject: str, scope: str) -> Metadata:
         return self._secure.bearer(subject, scope) if self._secure else ()
 
     def _call(self, call: Callable[[], Answer]) -> users_pb2.User | None:
@@ -145,3 +173,4 @@ class Load:
 
 
 Answer = users_pb2.CreateUserResponse | users_pb2.UpdateUserResponse
+Metadata = tuple[tuple[str, str], ...]

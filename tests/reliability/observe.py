@@ -54,15 +54,21 @@ class Observed(Protocol):
 
 
 def users_of(store: UserStore) -> dict[str, UserState]:
+    """Every user users_svc holds, and every one it erased (as its tombstone)."""
     users: dict[str, UserState] = {}
     after = ""
     while page := store.list_users(after, PAGE):
         users.update({u.id: UserState(u.version, u.name, u.email) for u in page})
         after = page[-1].id
+    after = ""
+    while tombstones := store.list_tombstones(after, PAGE):
+        users.update({t.id: UserState(t.version, "", "", deleted=True) for t in tombstones})
+        after = tombstones[-1].id
     return users
 
 
 def accounts_of(store: AccountStore, user_ids: Collection[str]) -> dict[str, AccountState]:
+    """auth_svc's account of each user, or its tombstone; users it has neither of are left out."""
     accounts = {}
     for user_id in user_ids:
         account = store.get(user_id)
@@ -70,6 +76,9 @@ def accounts_of(store: AccountStore, user_ids: Collection[str]) -> dict[str, Acc
             accounts[user_id] = AccountState(
                 account.version, account.name, account.email, store.applied_events(user_id)
             )
+        elif (version := store.tombstone_version(user_id)) is not None:
+            applied = store.applied_events(user_id)
+            accounts[user_id] = AccountState(version, "", "", applied, deleted=True)
     return accounts
 
 

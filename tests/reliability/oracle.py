@@ -22,29 +22,39 @@ from herald.contract.ids import event_id
 
 
 class Ack(NamedTuple):
-    """One answer a client was given: CreateUser or UpdateUser returned OK with this user."""
+    """One answer a client was given: CreateUser or UpdateUser returned OK with this user, or
+    DeleteUser with its id and version (`deleted`, no name or email)."""
 
     user_id: str
     version: int
     name: str
     email: str
+    deleted: bool = False
 
 
 class UserState(NamedTuple):
-    """A user as users_svc holds it at the end."""
+    """A user as users_svc holds it at the end; an erased one as its tombstone (`deleted`,
+    its version, no name or email)."""
 
     version: int
     name: str
     email: str
+    deleted: bool = False
 
 
 class AccountState(NamedTuple):
-    """An account as auth_svc holds it at the end, with its count of events applied."""
+    """An account as auth_svc holds it at the end, with its count of events applied; a
+    tombstone is `deleted`, with the version of the delete and no name or email."""
 
     version: int
     name: str
     email: str
     applied_events: int
+    deleted: bool = False
+
+    @property
+    def state(self) -> UserState:
+        return UserState(self.version, self.name, self.email, self.deleted)
 
 
 class TopicRecord(NamedTuple):
@@ -144,6 +154,12 @@ FAULT_RULES: dict[str, tuple[Rule, ...]] = {
     ),
     "kafka_down": (Rule("the broker was down", _equals("broker_running", False)), OUTBOX_HELD),
     "broker_kill": (Rule("the broker was gone", _equals("broker_running", False)), OUTBOX_HELD),
+    "delete_during_stream": (
+        Rule("the broker was down", _equals("broker_running", False)),
+        OUTBOX_HELD,
+        Rule("users were erased while it was down", _positive("deleted_while_down")),
+        Rule("no account is left for an erased user", _equals("accounts_left_for_deleted", 0)),
+    ),
     "leader_kill_3node": (Rule("the partition leader changed at each kill", _leader_moved),),
     "too_few_replicas": (
         Rule("two of three brokers were down", _equals("brokers_running", 1)),
@@ -275,14 +291,15 @@ def state_mismatches(history: History) -> list[str]:
 
 
 def _agree(truth: UserState | None, account: AccountState | None, last: Ack | None) -> bool:
-    """users_svc and auth_svc hold the same state, and it is no older than the last answer."""
-    if truth is None or account is None or tuple(account[:3]) != tuple(truth):
+    """users_svc and auth_svc hold the same state (for an erased user: both a tombstone at the
+    delete's version, so no account is left), and it is no older than the last answer."""
+    if truth is None or account is None or account.state != truth:
         return False
     if last is None:
         return True  # created, but the answer was lost: users_svc is the only witness
     if account.version < last.version:
         return False
-    return truth.version > last.version or (truth.name, truth.email) == last[2:]
+    return truth.version > last.version or (truth.name, truth.email, truth.deleted) == last[2:]
 
 
 def _count_errors(history: History) -> dict[str, int]:

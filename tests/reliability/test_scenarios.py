@@ -104,6 +104,25 @@ def test_kafka_down(single_node: LocalKafka, tmp_path: Path, report: Report) -> 
         load.progress(100)
 
 
+def test_delete_during_stream(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
+    """kafka_down's fault with every third user of the stream erased after its renames: the
+    deletes committed while Kafka is down reach auth_svc after it, in order, once each."""
+    with scenario("delete_during_stream", single_node.bootstrap_servers, tmp_path, report) as run:
+        load = run.stream(delete_every=3)
+        load.progress(100)
+        with run.watch_outbox() as outbox:
+            single_node.stop_node(1)
+            run.fault["broker_running"] = single_node.is_running(1)
+            before = load.deleted
+            load.progress(300)  # creates, renames and deletes keep succeeding
+            run.fault["deleted_while_down"] = load.deleted - before
+        run.fault["outbox_peak"] = outbox.peak
+        single_node.start_node(1)
+        run.end_of_fault()
+        load.progress(100)
+    assert run.result is not None
+
+
 def test_broker_kill(single_node: LocalKafka, tmp_path: Path, report: Report) -> None:
     with scenario("broker_kill", single_node.bootstrap_servers, tmp_path, report) as run:
         load = run.stream()

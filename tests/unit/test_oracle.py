@@ -32,6 +32,12 @@ GOOD_FAULTS: dict[str, dict[str, object]] = {
     },
     "kafka_down": {"broker_running": False, "outbox_peak": 40},
     "broker_kill": {"broker_running": False, "outbox_peak": 12},
+    "delete_during_stream": {
+        "broker_running": False,
+        "outbox_peak": 30,
+        "deleted_while_down": 9,
+        "accounts_left_for_deleted": 0,
+    },
     "leader_kill_3node": {"leaders": [{"before": 1, "after": 2}, {"before": 2, "after": 3}]},
     "too_few_replicas": {"brokers_running": 1, "outbox_peak": 300},
     "service_kill_rebalance": {
@@ -256,6 +262,11 @@ class TestFault:
             ("poison_records", {"injected": 0}, "poison was injected"),
             ("hostile_grpc", {"refused": 0}, "refused"),
             (
+                "delete_during_stream",
+                {**GOOD_FAULTS["delete_during_stream"], "accounts_left_for_deleted": 2},
+                "no account is left",
+            ),
+            (
                 "baseline_secure",
                 {**GOOD_FAULTS["baseline_secure"], "plaintext_health": 1},
                 "plaintext client",
@@ -282,3 +293,48 @@ class TestFault:
     def test_a_scenario_without_rules(self) -> None:
         [problem] = problems(replace(clean(), scenario="new_fault"))
         assert "no fault rules" in problem
+
+
+def deleted_u2(history: History) -> History:
+    """u2 erased at v2: told so, a tombstone in both stores, its delete on the topic."""
+    history = replace(
+        history,
+        acks=[*history.acks, Ack("u2", 2, "", "", deleted=True)],
+        users={**history.users, "u2": UserState(2, "", "", deleted=True)},
+        accounts={**history.accounts, "u2": AccountState(2, "", "", 2, deleted=True)},
+        topic=[*history.topic, TopicRecord(1, 1, b"u2", 2)],
+    )
+    return replace(history, inbox=wanted_event_ids(history))
+
+
+class TestDeleted:
+    def test_an_erased_user_with_a_tombstone_in_both_stores_passes(self) -> None:
+        assert problems(deleted_u2(clean())) == []
+
+    def test_an_account_left_for_a_deleted_user(self) -> None:
+        history = deleted_u2(clean())
+        # auth never applied the delete: the account is still there, at v1.
+        history = replace(
+            history,
+            accounts={**history.accounts, "u2": AccountState(1, "Bob", "bob@example.com", 1)},
+            inbox=wanted_event_ids(history) - {event_id("u2", 2)},
+        )
+        verdict = judge(history)
+        assert (verdict.lost, verdict.state_mismatch) == (1, 1)
+
+    def test_an_account_brought_back_after_its_tombstone(self) -> None:
+        # The delete was applied, yet a live account is what auth holds at that version.
+        history = deleted_u2(clean())
+        history = replace(
+            history,
+            accounts={**history.accounts, "u2": AccountState(2, "Bob", "bob@example.com", 2)},
+        )
+        assert judge(history).state_mismatch == 1
+
+    def test_a_delete_users_svc_never_kept(self) -> None:
+        # The client was told the user was erased; users_svc still holds it.
+        history = deleted_u2(clean())
+        history = replace(
+            history, users={**history.users, "u2": UserState(2, "Bob", "bob@example.com")}
+        )
+        assert judge(history).state_mismatch == 1

@@ -127,9 +127,7 @@ class SqliteAccountStore:
         """Copy the WAL into the file and empty it: until then its older page images hold
         what a delete erased. Best effort: a reader that keeps its snapshot (another process
         on the file) makes it give up after the busy timeout, and the WAL is emptied later."""
-        with self._db.read() as connection:
-            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
+        if not self._db.empty_wal():
             logger.warning("WAL not emptied after an erasure: a reader holds it; retried later")
 
     def close(self) -> None:

@@ -1,7 +1,10 @@
-"""users_svc's SQLite schema: its migrations, in order. Never edit or reorder an applied one;
-append (herald/storage/sqlite/migrations.py)."""
+"""users_svc's SQLite schema: its migrations, in order (never edit or reorder an applied one;
+append: herald/storage/sqlite/migrations.py), and how the outbox stores record headers."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 MIGRATIONS = (
     # 1: users, the requests that created them (for idempotent retries), and the outbox.
@@ -64,3 +67,19 @@ MIGRATIONS = (
     CREATE INDEX outbox_to_erase ON outbox (seq) WHERE erase_when_published = 1;
     """,
 )
+
+
+def encode_headers(headers: Sequence[tuple[str, str | bytes | None]]) -> str:
+    # Header values Herald writes are UTF-8 text (CloudEvents attributes), so JSON text keeps
+    # the outbox readable with the sqlite3 shell.
+    return json.dumps([[name, header_text(value)] for name, value in headers])
+
+
+def decode_headers(encoded: str) -> list[tuple[str, str | bytes | None]]:
+    return [(name, value.encode()) for name, value in json.loads(encoded)]
+
+
+def header_text(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value or ""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,8 +15,10 @@ from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.timestamps import from_micros, to_micros
 from users_svc.model import EmailTakenError, Tombstone, User, email_key
-from users_svc.sqlite_schema import MIGRATIONS
+from users_svc.sqlite_schema import MIGRATIONS, decode_headers, encode_headers, header_text
 from users_svc.store import CreateRequest, DeleteRequest, OutboxRow, UnitOfWork
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -33,15 +36,17 @@ class SqliteUserStore:
         # secure_delete: what a write removes (an erased user's row, index entries, outbox
         # values) is overwritten with zeros, not left in the file's free space.
         self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s, secure_delete=True)
+        self._erased = threading.Event()  # a delete committed; its WAL not yet emptied
 
     def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
         # Group-committed with concurrent calls' work: one fsync for the lot.
-        return self._db.group_write(lambda connection: work(_SqliteUnitOfWork(connection)))
+        return self._db.group_write(lambda connection: work(self._unit(connection)))
 
     async def atomically_async(self, work: Callable[[UnitOfWork], T]) -> T:
-        return await self._db.group_write_async(
-            lambda connection: work(_SqliteUnitOfWork(connection))
-        )
+        return await self._db.group_write_async(lambda connection: work(self._unit(connection)))
+
+    def _unit(self, connection: sqlite3.Connection) -> _SqliteUnitOfWork:
+        return _SqliteUnitOfWork(connection, self._erased)
 
     def get_user(self, user_id: str) -> User | None:
         with self._db.read() as connection:
@@ -91,19 +96,28 @@ class SqliteUserStore:
         at_us = to_micros(at)
         runs = [(at_us, first, last) for first, last in _runs(seqs)]
 
-        def mark(connection: sqlite3.Connection) -> None:
+        def mark(connection: sqlite3.Connection) -> int:
             connection.executemany(
                 "UPDATE outbox SET published_at_us = ? WHERE seq BETWEEN ? AND ?", runs
             )
             # Rows pending when their user was erased, now sent: erased. The partial index
             # outbox_to_erase holds only those, so this costs nothing when there are none (left
             # to itself, the planner would scan every published row instead).
-            connection.execute(
+            return connection.execute(
                 f"UPDATE outbox INDEXED BY outbox_to_erase SET {_ERASED}"  # noqa: S608 - constant
                 " WHERE erase_when_published = 1 AND published_at_us IS NOT NULL"
-            )
+            ).rowcount
 
-        self._db.group_write(mark)
+        if self._db.group_write(mark) or self._erased.is_set():
+            self._empty_wal()
+
+    def _empty_wal(self) -> None:
+        """After an erasure, empty the WAL, whose older page images still hold what it removed
+        (the relay's thread does it, off the calls' path). Kept pending if a reader holds it."""
+        self._erased.clear()
+        if not self._db.empty_wal():
+            self._erased.set()
+            logger.warning("WAL not emptied after an erasure: a reader holds it; retried later")
 
     def prune(self, published_before: datetime) -> int:
         with self._db.write() as connection:
@@ -127,14 +141,15 @@ class SqliteUserStore:
         with self._db.read() as connection:
             rows = connection.execute(query, (limit,)).fetchall()
         return [
-            OutboxRow(seq, Record(topic, key, value, _decode_headers(headers)))
+            OutboxRow(seq, Record(topic, key, value, decode_headers(headers)))
             for seq, topic, key, value, headers in rows
         ]
 
 
 class _SqliteUnitOfWork:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, erased: threading.Event) -> None:
         self._connection = connection
+        self._erased = erased  # set by a delete: the WAL holds what it removed
 
     def get_user(self, user_id: str) -> User | None:
         return _get_user(self._connection, user_id)
@@ -193,6 +208,7 @@ class _SqliteUnitOfWork:
         return None if row is None else DeleteRequest(*row)
 
     def delete_user(self, tombstone: Tombstone, request: DeleteRequest | None) -> None:
+        self._erased.set()  # before the commit: a mark_published after it must see it
         execute, user_id, key = self._connection.execute, tombstone.id, tombstone.id.encode()
         execute("DELETE FROM users WHERE id = ?", (user_id,))
         execute(
@@ -222,11 +238,11 @@ class _SqliteUnitOfWork:
             "INSERT INTO outbox (event_id, topic, key, value, headers, created_at_us)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
-                _text(headers.get("ce_id")),
+                header_text(headers.get("ce_id")),
                 record.topic,
                 record.key,
                 record.value,
-                _encode_headers(record.headers),
+                encode_headers(record.headers),
                 to_micros(datetime.now(UTC)),
             ),
         )
@@ -276,19 +292,3 @@ def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
         if index == len(ordered) or ordered[index] != ordered[index - 1] + 1:
             yield ordered[start], ordered[index - 1]
             start = index
-
-
-def _encode_headers(headers: Sequence[tuple[str, str | bytes | None]]) -> str:
-    # Header values Herald writes are UTF-8 text (CloudEvents attributes), so JSON text keeps
-    # the outbox readable with the sqlite3 shell.
-    return json.dumps([[name, _text(value)] for name, value in headers])
-
-
-def _decode_headers(encoded: str) -> list[tuple[str, str | bytes | None]]:
-    return [(name, value.encode()) for name, value in json.loads(encoded)]
-
-
-def _text(value: str | bytes | None) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return value or ""

@@ -225,6 +225,23 @@ class TestPiiLeavesTheFiles:
         assert self.relay(store, sender).publish_once() == (True, 1)  # the UserDeleted
         assert self.found(store, canary) == []
 
+    def test_the_store_empties_its_wal_itself_once_the_delete_is_published(
+        self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore, canary: dict[str, str]
+    ) -> None:
+        # No checkpoint of the test's own here: what a running users_svc leaves on disk.
+        def raw() -> bytes:
+            return b"".join(p.read_bytes() for p in store.path.parent.iterdir() if p.is_file())
+
+        user = create(stub, canary["name"], canary["email"])
+        update(stub, users_pb2.User(id=user.id, name=canary["renamed"]), "name")
+        relay = self.relay(store, Sender())
+        assert relay.publish_once() == (True, 2)
+        assert canary["renamed"].encode() in raw()  # seen while it is there
+        delete(stub, user.id)
+        assert relay.publish_once() == (True, 1)  # the UserDeleted: then the WAL is emptied
+        data = raw()
+        assert [value for value in canary.values() if value.encode() in data] == []
+
     def test_a_row_pending_at_the_delete_is_sent_with_its_data_then_emptied(
         self, stub: users_pb2_grpc.UserServiceStub, store: SqliteUserStore, canary: dict[str, str]
     ) -> None:

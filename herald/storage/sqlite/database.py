@@ -114,6 +114,15 @@ class Database:
                     self._all_readers.append(reader)
             yield reader
 
+    def empty_wal(self) -> bool:
+        """Copy the WAL into the database file and truncate it; False if a reader holding an
+        older snapshot (another process on the file) kept it from finishing in time. Until
+        then the WAL's older page images still hold what a write removed: stores call this
+        after an erasure."""
+        with self.read() as connection:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+
     def ping(self) -> None:
         """Raise StoreUnavailableError unless a write could start now."""
         with self.write():

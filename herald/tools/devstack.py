@@ -118,6 +118,8 @@ Herald is up. users_svc on {users}, auth_svc on {auth}. Ctrl-C stops everything.
       {users} herald.users.v1.UserService/GetUser
   {grpcurl} -plaintext -d '{{"user_id": "{USER_ID}"}}' \\
       {auth} herald.auth.v1.AuthService/GetAccount
+  {grpcurl} -plaintext -d '{{"id": "{USER_ID}"}}' \\
+      {users} herald.users.v1.UserService/DeleteUser
 """
 
 
@@ -158,6 +160,9 @@ What a caller needs is under {_near(secure.folder)}/ (tls/, jwt/, kafka/<princip
   {grpcurl} {files} \\
       {bearer(USER_ID)} \\
       -d '{{"user_id": "{USER_ID}"}}' {auth} herald.auth.v1.AuthService/GetAccount
+  {grpcurl} {files} \\
+      {bearer(USER_ID)} \\
+      -d '{{"id": "{USER_ID}"}}' {users} herald.users.v1.UserService/DeleteUser
   {kafka} \\
       {herald} events tail --from-beginning --bootstrap-servers {cluster.bootstrap_servers}
 """

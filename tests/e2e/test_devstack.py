@@ -148,8 +148,10 @@ def test_make_run_listens_on_loopback_and_its_printed_commands_work(up: Up) -> N
     assert "Dev mode: loopback only, plaintext, no tokens" in output
     assert_loopback_only(up)
 
-    user = create_and_follow(printed_commands(output))
+    commands = printed_commands(output)
+    user = create_and_follow(commands)
     assert user["name"] == "Ada Lovelace"
+    erase(commands, user)
 
 
 def create_and_follow(commands: dict[str, str]) -> dict[str, object]:
@@ -167,6 +169,18 @@ def create_and_follow(commands: dict[str, str]) -> dict[str, object]:
     assert isinstance(account, dict)
     assert (account["userId"], account["email"]) == (user["id"], user["email"])
     return user
+
+
+def erase(commands: dict[str, str], user: dict[str, object]) -> None:
+    """The printed DeleteUser line erases the user; its account goes soon after."""
+    answer = run_printed(commands["DeleteUser"], str(user["id"]))
+    assert answer == {"id": user["id"], "version": "2"}
+
+    def account_gone() -> str | None:
+        run = pasted(commands["GetAccount"], str(user["id"]))
+        return run.stderr if run.returncode != 0 else None
+
+    assert "NotFound" in eventually(account_gone, timeout_s=15)
 
 
 def test_make_run_secure_needs_the_token_and_the_certificate(tmp_path: Path) -> None:

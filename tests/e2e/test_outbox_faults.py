@@ -7,7 +7,7 @@ They run real service processes; none may lose an event whose call returned OK.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,22 +29,24 @@ from tests.conftest import free_port_cluster
 from tests.support import eventually, read_all, unique
 
 
-def events_by_user(bootstrap: str, topic: str, users: Iterable[str]) -> dict[str, list[str]]:
-    """User id → the event ids on the topic for it, in partition order, once every one of
-    `users` has at least one event there (the relay may still be catching up)."""
-    wanted = set(users)
+def events_by_user(bootstrap: str, topic: str, wanted: Mapping[str, int]) -> dict[str, list[str]]:
+    """User id → the event ids on the topic for it, in partition order, once each user of
+    `wanted` has at least that many distinct events there (the relay may still be catching
+    up: it sends a user's changes in rounds, so its first events arrive before its last)."""
 
-    def all_there() -> list[Message] | None:
-        messages = read_all(bootstrap, topic)
-        keys = {(message.key() or b"").decode() for message in messages}
-        return messages if wanted <= keys else None
+    def grouped(messages: list[Message]) -> dict[str, list[str]]:
+        ordered: dict[str, list[str]] = {}
+        for message in sorted(messages, key=lambda m: (m.partition() or 0, m.offset() or 0)):
+            key = (message.key() or b"").decode()
+            ordered.setdefault(key, []).append(header_values(message.headers())["ce_id"])
+        return ordered
 
-    messages = eventually(all_there, timeout_s=90, every_s=0.5)
-    ordered: dict[str, list[str]] = {}
-    for message in sorted(messages, key=lambda m: (m.partition() or 0, m.offset() or 0)):
-        key = (message.key() or b"").decode()
-        ordered.setdefault(key, []).append(header_values(message.headers())["ce_id"])
-    return ordered
+    def all_there() -> dict[str, list[str]] | None:
+        seen = grouped(read_all(bootstrap, topic))
+        enough = all(len(set(seen.get(user, []))) >= n for user, n in wanted.items())
+        return seen if enough else None
+
+    return eventually(all_there, timeout_s=90, every_s=0.5)
 
 
 def first_copies(event_ids: list[str]) -> list[str]:
@@ -101,7 +103,8 @@ def test_calls_succeed_while_kafka_is_down_and_every_event_arrives_in_order(
                 assert renamed.name == f"Name {n}"
         own_cluster.start_node(1)
 
-        seen = events_by_user(own_cluster.bootstrap_servers, EVENTS_TOPIC, expected)
+        wanted = {user: len(ids) for user, ids in expected.items()}
+        seen = events_by_user(own_cluster.bootstrap_servers, EVENTS_TOPIC, wanted)
         assert {user: first_copies(ids) for user, ids in seen.items()} == expected
     finally:
         assert users.stop() == 0, users.log_text()
@@ -151,7 +154,7 @@ def test_a_killed_users_svc_loses_no_acknowledged_event(
 
     users.start()  # same data folder: the relay resumes where the killed one stopped
     try:
-        seen = events_by_user(kafka_bootstrap, topic, acknowledged)
+        seen = events_by_user(kafka_bootstrap, topic, dict.fromkeys(acknowledged, 1))
         # Copies published twice (ack received, row not yet marked) carry the same event id.
         for user_id in acknowledged:
             assert set(seen[user_id]) == {event_id(user_id, 1)}

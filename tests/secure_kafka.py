@@ -4,12 +4,13 @@ command line watched while it formats and starts (no password may show on one)."
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from herald.kafka.config import ClientConfig
+from confluent_kafka import KafkaError, Producer
+
+from herald.kafka.config import ClientConfig, producer_config
 from herald.tools.localkafka import LocalKafka
 
 
@@ -29,7 +30,7 @@ class CommandLines:
                     self.leaks.append(cmdline)
                 if "format.args" in cmdline:
                     self.formats.append(cmdline)
-            time.sleep(0.01)
+            self.stop.wait(0.01)  # sampled often: a format lasts a second or two
 
 
 @dataclass
@@ -38,17 +39,24 @@ class Secure:
     seen: CommandLines
 
     def config(self, principal: str = "herald-admin", **overrides: str | int) -> ClientConfig:
-        """librdkafka settings built from `client_env`, as a Herald process would."""
-        env = self.cluster.client_env(principal)
-        config: ClientConfig = {
-            "bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"],
-            "security.protocol": env["KAFKA_SECURITY_PROTOCOL"],
-            "sasl.mechanisms": env["KAFKA_SASL_MECHANISM"],
-            "sasl.username": env["KAFKA_SASL_USERNAME"],
-            "sasl.password": Path(env["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip(),
-            "ssl.ca.location": env["KAFKA_SSL_CA_FILE"],
-        }
-        return {**config, **overrides}
+        """librdkafka settings that log in as `principal`, from `client_env` as a Herald
+        process reads it (LocalKafka.kafka_security)."""
+        security = self.cluster.kafka_security(principal)
+        config: ClientConfig = {"bootstrap.servers": self.cluster.bootstrap_servers}
+        return {**config, **security.client_config(), **overrides}
+
+
+def produce_as(cluster: LocalKafka, principal: str, topic: str, value: bytes) -> KafkaError | None:
+    """Produce one record to `topic` with Herald's producer settings, logged in as
+    `principal`: the delivery error the broker gave, or None when it was written."""
+    security = cluster.kafka_security(principal)
+    config = producer_config(cluster.bootstrap_servers, "producing-as", security)
+    reports: list[KafkaError | None] = []
+    producer = Producer({**config, "message.timeout.ms": 15000})
+    producer.produce(topic, key=b"k", value=value, on_delivery=lambda e, _m: reports.append(e))
+    producer.flush(20)
+    [report] = reports
+    return report
 
 
 def all_command_lines() -> Iterator[str]:

@@ -20,7 +20,7 @@ from herald.kafka.config import admin_config, consumer_config, producer_config
 from herald.kafka.topics import TOPICS
 from herald.tools.replay import replay
 from herald.tools.topic_admin import ensure_access, ensure_topics
-from tests.secure_kafka import Secure
+from tests.secure_kafka import Secure, produce_as
 from tests.support import unique
 
 
@@ -38,16 +38,7 @@ class Granted:
 
     def produce(self, principal: str, topic: str, value: bytes = b"x") -> KafkaError | None:
         """Produce one record as `principal`: the delivery error, or None when it was written."""
-        security = self.secure.cluster.kafka_security(principal)
-        config = producer_config(
-            self.bootstrap, unique("p"), security, **{"message.timeout.ms": 15000}
-        )
-        reports: list[KafkaError | None] = []
-        producer = Producer(config)
-        producer.produce(topic, key=b"k", value=value, on_delivery=lambda e, _m: reports.append(e))
-        producer.flush(20)
-        [report] = reports
-        return report
+        return produce_as(self.secure.cluster, principal, topic, value)
 
     def consume(self, principal: str, topic: str, group: str) -> KafkaError | bytes | None:
         """Read one record as `principal` in `group`: its value, the error the broker gave, or

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Producer
 
 from herald.kafka.config import producer_config
 from herald.kafka.records import Headers
@@ -17,6 +17,7 @@ from herald.tools.localkafka import LocalKafka
 from herald.tools.secure_files import SecureFiles
 from herald.users.v1 import users_pb2, users_pb2_grpc
 from tests.reliability.harness import Result, consumer_status, scenario
+from tests.secure_kafka import produce_as
 from tests.support import end_offsets, eventually, uid
 
 Report = Callable[[Result], None]
@@ -58,14 +59,7 @@ def test_baseline_secure(secure_node: LocalKafka, tmp_path: Path, report: Report
 
 def write_as(cluster: LocalKafka, principal: str, topic: str) -> str:
     """What the broker says to `principal` producing one record to `topic`."""
-    config = producer_config(
-        cluster.bootstrap_servers, "trespasser", cluster.kafka_security(principal)
-    )
-    reports: list[KafkaError | None] = []
-    producer = Producer({**config, "message.timeout.ms": 15000})
-    producer.produce(topic, key=b"k", value=b"forged", on_delivery=lambda e, _m: reports.append(e))
-    producer.flush(20)
-    [error] = reports
+    error = produce_as(cluster, principal, topic, b"forged")
     return "OK" if error is None else str(error.name())
 
 

@@ -157,6 +157,7 @@ def test_a_delete_racing_updates_keeps_the_users_order(
         ).user
         stop = threading.Event()
         refusals: list[grpc.StatusCode] = []
+        renamed = threading.Event()  # the renames are under way
 
         def rename() -> None:
             n = 0
@@ -173,10 +174,12 @@ def test_a_delete_racing_updates_keeps_the_users_order(
                 except grpc.RpcError as error:
                     refusals.append(error.code())  # NOT_FOUND, once deleted
                     return
+                if n == 3:
+                    renamed.set()
 
         renamer = threading.Thread(target=rename)
         renamer.start()
-        time.sleep(0.2)
+        assert renamed.wait(15), refusals
         deleted = users.DeleteUser(users_pb2.DeleteUserRequest(id=user.id), timeout=15)
         stop.set()
         renamer.join(10)

@@ -3,9 +3,12 @@ and an account store whose database is busy on command."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -36,6 +39,22 @@ def within(probe: Callable[[], T | None], timeout_s: float, every_s: float = 0.0
         if result is not None or time.monotonic() > deadline:
             return result
         time.sleep(every_s)
+
+
+def refused_start(module: str, env: Mapping[str, str]) -> str:
+    """Run `python -m module` with `env` over this process's environment, require that it
+    refuses to start (exit code 2), and return everything it printed."""
+    run = subprocess.run(
+        [sys.executable, "-m", module],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    output = run.stderr + run.stdout
+    assert run.returncode == 2, output
+    return output
 
 
 def uid(name: str) -> str:

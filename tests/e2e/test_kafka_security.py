@@ -4,9 +4,6 @@ is needed (the bootstrap address is a closed port)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import pytest
 from herald.rpc.client import NOT_SERVING, health_status
 from herald.tools.processes import ServiceProcess
 from tests.secure_kafka import Secure
-from tests.support import eventually, unique
+from tests.support import eventually, refused_start, unique
 
 PASSWORD = "canary-Pa55word-never-shown"  # noqa: S105 (what the output must not contain)
 
@@ -42,16 +39,7 @@ def test_unusable_kafka_credentials_stop_the_start_and_say_why(
         "KAFKA_SASL_PASSWORD_FILE": str(password_file),
         **settings,
     }
-    run = subprocess.run(
-        [sys.executable, "-m", module],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    output = run.stderr + run.stdout
-    assert run.returncode == 2, output
+    output = refused_start(module, env)
     [line] = [each for each in output.splitlines() if "not starting" in each]
     assert reason in line
     assert PASSWORD not in output

@@ -3,12 +3,10 @@ the services listen, and that a plaintext listener off loopback refuses to start
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from herald.rpc.tls import ClientTls, channel, is_loopback
 from herald.tools.certs import write_dev_certs
 from herald.tools.processes import ServiceProcess
 from herald.users.v1 import users_pb2, users_pb2_grpc
-from tests.support import eventually, unique
+from tests.support import eventually, refused_start, unique
 
 
 @pytest.fixture(scope="module")
@@ -179,16 +177,7 @@ def test_plaintext_off_loopback_refuses_to_start_and_says_why(
         f"{prefix}_DATA_DIR": str(tmp_path),
         f"{prefix}_GRPC_HOST": "0.0.0.0",
     }
-    run = subprocess.run(
-        [sys.executable, "-m", module],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert run.returncode == 2
-    assert "refusing to listen in plaintext on '0.0.0.0'" in run.stderr + run.stdout
+    assert "refusing to listen in plaintext on '0.0.0.0'" in refused_start(module, env)
 
 
 def test_an_explicit_insecure_listen_starts_and_warns(kafka_bootstrap: str, tmp_path: Path) -> None:

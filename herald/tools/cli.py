@@ -202,9 +202,6 @@ def _health(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     grpcurl = os.environ.get("GRPCURL", "grpcurl")
-    cwd = Path.cwd()
-    if Path(grpcurl).is_absolute() and Path(grpcurl).is_relative_to(cwd):
-        grpcurl = str(Path(grpcurl).relative_to(cwd))
     users_port, auth_port = free_ports(2) if args.free_ports else (args.users_port, args.auth_port)
     cluster = _cluster(args, args.nodes, on_free_ports=args.free_ports)
     if cluster.security is not None and not args.secure:

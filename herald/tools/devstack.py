@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from herald.kafka.acls import grants
+from herald.kafka.acls import AUTH_SVC, USERS_SVC, grants
 from herald.lifecycle import shutdown_event
 from herald.tools.certs import DEFAULT_OUT
 from herald.tools.localkafka import LocalKafka
@@ -22,7 +22,10 @@ from herald.tools.topic_admin import ensure_access, ensure_topics
 logger = logging.getLogger(__name__)
 
 # The principal each service logs in to a secure Kafka as (herald.kafka.acls grants them).
-PRINCIPALS = {"users_svc": "users-svc", "auth_svc": "auth-svc"}
+PRINCIPALS = {
+    "users_svc": USERS_SVC.removeprefix("User:"),
+    "auth_svc": AUTH_SVC.removeprefix("User:"),
+}
 
 
 def run_stack(
@@ -35,6 +38,7 @@ def run_stack(
 ) -> int:
     """Start what is not running, print how to call it, and stop what we started on a signal."""
     stopping = shutdown_event()
+    grpcurl = _near(Path(grpcurl)) if Path(grpcurl).is_absolute() else grpcurl
     if secure is None:
         print("Dev mode: loopback only, plaintext, no tokens (`make run-secure` turns all on).")
     reuse_broker = _start_broker(cluster)

@@ -24,15 +24,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from herald.kafka.acls import ADMIN as ADMIN_USER
+from herald.kafka.acls import AUTH_SVC, REPLAY, USERS_SVC
 from herald.tools.certs import DEFAULT_OUT, write_dev_certs
 from herald.tools.localkafka.nodes import Node
 
-# Every Herald principal that logs in with SCRAM. users-svc publishes, auth-svc consumes,
-# herald-replay sends dead letters back, herald-admin creates topics and ACLs.
-PRINCIPALS = ("users-svc", "auth-svc", "herald-replay", "herald-admin")
-ADMIN = "herald-admin"
+# Every Herald principal that logs in with SCRAM, by the name the ACLs give it
+# (herald.kafka.acls): users-svc publishes, auth-svc consumes, herald-replay sends dead letters
+# back, herald-admin creates topics and ACLs.
+PRINCIPALS = tuple(
+    principal.removeprefix("User:") for principal in (USERS_SVC, AUTH_SVC, REPLAY, ADMIN_USER)
+)
+ADMIN = ADMIN_USER.removeprefix("User:")
 NODE_PRINCIPAL = "herald-node"  # the CN of `herald certs`' kafka-node.pem
-SUPER_USERS = (f"User:{NODE_PRINCIPAL}", f"User:{ADMIN}")
+SUPER_USERS = (f"User:{NODE_PRINCIPAL}", ADMIN_USER)
 MECHANISM = "SCRAM-SHA-512"
 CLIENT_PROTOCOL = "SASL_SSL"
 LISTENERS = {"CLIENT": CLIENT_PROTOCOL, "INTERNAL": "SSL", "CONTROLLER": "SSL"}

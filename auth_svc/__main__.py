@@ -19,7 +19,7 @@ from auth_svc.settings import Settings
 from auth_svc.sqlite_store import SqliteAccountStore
 from auth_svc.status import StatusBoard
 from herald.kafka.sender import KafkaBatchSender
-from herald.lifecycle import begin
+from herald.lifecycle import begin, name_os_thread
 from herald.rpc.health import SERVING
 
 logger = logging.getLogger("auth_svc")
@@ -67,6 +67,7 @@ def main() -> int:
     failed = threading.Event()
 
     def consume() -> None:
+        name_os_thread()
         try:
             consumer.run(stopping)
         except Exception:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import Latencies
+from herald.rpc.tls import ClientTls
 
 CREATE_USER = "herald.users.v1.UserService.CreateUser"
 
@@ -35,6 +36,20 @@ class Load:
         if self.rps:
             args += ["--rps", str(self.rps)]
         return args
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How ghz reaches a server with TLS on: its client certificate and a bearer token."""
+
+    tls: ClientTls
+    token: str
+
+    def args(self) -> list[str]:
+        args = ["--cacert", str(self.tls.ca_file)]
+        if self.tls.cert_file and self.tls.key_file:
+            args += ["--cert", str(self.tls.cert_file), "--key", str(self.tls.key_file)]
+        return [*args, "--metadata", json.dumps({"authorization": f"Bearer {self.token}"})]
 
 
 @dataclass(frozen=True)
@@ -67,21 +82,30 @@ class Ghz:
         self._workdir = workdir
         self._runs = 0
 
-    def create_users(self, target: str, load: Load, tag: str) -> GhzResult:
+    def create_users(
+        self, target: str, load: Load, tag: str, credentials: Credentials | None = None
+    ) -> GhzResult:
         """CreateUser calls with a unique email each. The email carries the call's start time
         (ghz's TimestampUnixNano), so whoever sees the user later knows when its call began."""
         data = {
             "name": "Bench User",
             "email": f"{tag}-{{{{.TimestampUnixNano}}}}-{{{{.RequestNumber}}}}@bench.example",
         }
-        return self.run(target, CREATE_USER, data, load)
+        return self.run(target, CREATE_USER, data, load, credentials)
 
-    def run(self, target: str, call: str, data: dict[str, str], load: Load) -> GhzResult:
+    def run(
+        self,
+        target: str,
+        call: str,
+        data: dict[str, str],
+        load: Load,
+        credentials: Credentials | None = None,
+    ) -> GhzResult:
         self._runs += 1
         out = self._workdir / f"ghz-{self._runs}.json"
         command = [
             str(self._binary),
-            "--insecure",
+            *(credentials.args() if credentials else ["--insecure"]),
             "--protoset",
             str(self._protoset),
             "--call",

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from herald.kafka.topics import EVENTS_TOPIC
+from herald.rpc.tls import ClientTls
 from herald.tools.localkafka import LocalKafka
 from herald.tools.processes import PORT_VARIABLES, ServiceProcess
 
@@ -51,11 +52,20 @@ class Services:
         self._pinning = pinning
         self._started = 0
 
-    def users(self, data: Path, log_level: str = "INFO") -> ServiceProcess:
+    def users(
+        self,
+        data: Path,
+        log_level: str = "INFO",
+        env: Mapping[str, str] | None = None,
+        tls: ClientTls | None = None,
+    ) -> ServiceProcess:
+        """users_svc on `data`; `env` adds settings (TLS, tokens), `tls` is how to reach it."""
+        settings = {"USERS_DATA_DIR": str(data), "USERS_RELAY_TIMEOUT_S": "5"}
         return self._service(
             "users_svc",
             self._pinning.server,
-            {"USERS_DATA_DIR": str(data), "USERS_RELAY_TIMEOUT_S": "5", "LOG_LEVEL": log_level},
+            {**settings, "LOG_LEVEL": log_level, **(env or {})},
+            tls=tls,
         )
 
     def auth(self, data: Path, group: str, topic: str = EVENTS_TOPIC) -> ServiceProcess:
@@ -76,13 +86,18 @@ class Services:
         return self._service("bench.noop_server", self._pinning.server, {}, port_variable)
 
     def _service(
-        self, module: str, cpus: str, env: dict[str, str], port_variable: str = ""
+        self,
+        module: str,
+        cpus: str,
+        env: dict[str, str],
+        port_variable: str = "",
+        tls: ClientTls | None = None,
     ) -> ServiceProcess:
         self._started += 1
         log = self._workdir / f"{self._started:02d}-{module}.log"
         env = {"KAFKA_BOOTSTRAP_SERVERS": self._cluster.bootstrap_servers, **env}
         return ServiceProcess(
-            module, env, log=log, port_variable=port_variable, cpus=cpus, cwd=REPO
+            module, env, log=log, port_variable=port_variable, cpus=cpus, cwd=REPO, tls=tls
         )
 
     @contextmanager
@@ -132,16 +147,48 @@ class CpuMeter:
         self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
         self._began = time.monotonic()
         self._start = {name: _cpu_s(p) for name, p in self._processes.items()}
+        self._threads_start = {name: thread_cpu_s(p.pid) for name, p in self._processes.items()}
 
     def cores(self) -> dict[str, float]:
         wall = time.monotonic() - self._began
+        return {name: round(used / wall, 3) for name, used in self.seconds().items()}
+
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds each process used since the meter started."""
         used = {}
         for name, process in self._processes.items():
             try:
-                used[name] = round((_cpu_s(process) - self._start[name]) / wall, 3)
+                used[name] = _cpu_s(process) - self._start[name]
             except psutil.NoSuchProcess:
                 used[name] = float("nan")
         return used
+
+    def thread_seconds(self, name: str) -> dict[str, float]:
+        """CPU seconds process `name`'s threads used since the meter started, by OS thread
+        name (herald.lifecycle.name_os_thread gives Herald's threads theirs)."""
+        before = self._threads_start[name]
+        by_name: dict[str, float] = {}
+        for tid, (comm, seconds) in thread_cpu_s(self._processes[name].pid).items():
+            used = seconds - before.get(tid, ("", 0.0))[1]
+            by_name[comm] = by_name.get(comm, 0.0) + used
+        return by_name
+
+
+def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
+    """Each live thread of `pid`: its OS name and the CPU seconds it used, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        # "tid (comm) state ...": comm may hold spaces, so split after its closing paren.
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        utime, stime = int(fields[11]), int(fields[12])
+        threads[int(task.name)] = (comm, (utime + stime) / ticks)
+    return threads
 
 
 def _cpu_s(process: psutil.Process) -> float:

@@ -1,24 +1,30 @@
 """`make bench`: Herald measured against the bare libraries beneath it, in one run.
 
 Every figure is a ratio to a baseline measured in the same run, on the same broker and
-machine, with the same load generator settings:
+machine, with the same load generator settings (bench/README.md says what each is):
 
-  rpc_throughput       CreateUser's max RPS / a no-op UserService's max RPS
-  rpc_p99              CreateUser p99 / no-op p99, both at half CreateUser's max rate
-  e2e_p99_vs_bare      p99 from CreateUser's start to the account committed in auth_svc
-                       / p99 of a bare produce -> consume round trip, same rate and record
-  consumer_throughput  auth_svc events applied/s over a pre-filled topic
-                       / a bare consume-and-decode loop over the same topic
-  relay_throughput     outbox rows published/s after an outage backlog
-                       / a bare idempotent producer sending the same records
-  startup_users        users_svc spawn -> SERVING / `import grpc, confluent_kafka`
-  startup_auth         auth_svc spawn -> SERVING (assignment held) / the same import
-  rss_growth           RSS after the last CreateUser / RSS after the first thousand (the
-                       larger of the two services)
+  rpc_throughput         CreateUser's max RPS / a no-op UserService's on Herald's server stack
+  rpc_cpu_per_call       (no-op's CPU per call + a bare idempotent producer's per record)
+                         / users_svc's CPU per call, relay included, at the same rate
+  rpc_p99                CreateUser p99 / no-op p99, both at half CreateUser's max rate
+  e2e_p99_vs_bare        p99 from CreateUser's start to the account committed in auth_svc
+                         / p99 of a bare produce -> consume round trip, same rate and record
+  e2e_p99_light_vs_bare  the same at 100 calls/s
+  consumer_throughput    auth_svc events applied/s over a pre-filled topic
+                         / a bare consume(1000)-and-decode loop over the same topic
+  consumer_vs_lean_apply auth_svc / a lean loop doing the same durable work (bench.lean)
+  relay_throughput       outbox rows published/s after an outage backlog
+                         / a bare idempotent producer sending as many records
+  secure_rpc_throughput  CreateUser's max RPS with mTLS and tokens / without
+  startup_users          users_svc spawn -> SERVING / `import grpc, confluent_kafka`
+  startup_auth           auth_svc spawn -> SERVING (assignment held) / the same import
+  rss_growth             RSS after the last CreateUser / RSS after the first thousand (the
+                         larger of the two services)
 
-The server under test runs alone on the last CPU; the broker, auth_svc, ghz and this
-process share the others. `--smoke` runs every phase with tiny sizes, so `make test` keeps
-this code working; its figures mean nothing.
+Throughput ratios are the median of alternating (baseline, Herald) pairs; `ratio_spread`
+keeps every pair. The server under test runs alone on the last CPU; the broker, auth_svc,
+ghz and this process share the others. `--smoke` runs every phase with tiny sizes and one
+pair, so `make test` keeps this code working; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from bench.ghz import Ghz
 from bench.phases import Bench
 from bench.plan import FULL, SMOKE
 from bench.processes import REPO, Pinning
+from bench.ratios import ratios
 from bench.versions import environment
 from herald.tools.localkafka import LocalKafka
 from herald.tools.topic_admin import ensure_topics
@@ -62,17 +69,20 @@ def main() -> int:
             ensure_topics(cluster.bootstrap_servers)
             ghz = Ghz(args.ghz, REPO / "herald" / "descriptors.binpb", workdir)
             bench = Bench(plan, workdir, cluster, ghz, pinning)
-            for phase in (bench.startup, bench.rpc_and_e2e, bench.memory_and_relay, bench.consumer):
+            phases = (bench.startup, bench.rpc_and_e2e, bench.memory, bench.relay, bench.consumer)
+            for phase in phases:
                 print(f"bench: {phase.__name__} ...", flush=True)
                 phase_began = time.monotonic()
                 phase()
                 print(f"bench: {phase.__name__} done in {time.monotonic() - phase_began:.0f} s")
         finally:
             cluster.stop()
+    figures, spread = ratios(bench.raw)
     results = {
         "plan": asdict(plan),
         "started": began.isoformat(timespec="seconds"),
-        "ratios": bench.ratios(),
+        "ratios": figures,
+        "ratio_spread": spread,
         "e2e_p99_ms": bench.raw["e2e"]["herald_light_ms"]["p99"],
         "raw": bench.raw,
         "pinning": {"server_under_test": pinning.server, "everything_else": pinning.others_list},

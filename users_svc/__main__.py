@@ -12,7 +12,7 @@ import threading
 from datetime import timedelta
 
 from herald.kafka.sender import KafkaBatchSender
-from herald.lifecycle import begin
+from herald.lifecycle import begin, name_os_thread
 from herald.storage.errors import StoreUnavailableError
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
@@ -50,7 +50,12 @@ def main() -> int:
         logger.error("not starting: %s", error)
         return 2
     relay_stopping = threading.Event()
-    relay_thread = threading.Thread(target=relay.run, args=(relay_stopping,), name="outbox-relay")
+
+    def relay_run() -> None:
+        name_os_thread()
+        relay.run(relay_stopping)
+
+    relay_thread = threading.Thread(target=relay_run, name="outbox-relay")
     relay_thread.start()
     server.start()
 

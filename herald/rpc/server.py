@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
+from herald.lifecycle import name_os_thread
 from herald.rpc.errors import ServiceErrors
 from herald.rpc.handlers import CallGate, method_handlers
 from herald.rpc.health import NOT_SERVING, SERVING, HealthService, Status
@@ -207,6 +208,7 @@ class _LoopThread:
         self._thread.join()
 
     def _run(self) -> None:
+        name_os_thread()
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_forever()

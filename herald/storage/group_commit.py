@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+from herald.lifecycle import name_os_thread
 from herald.storage.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class GroupCommit(Generic[C]):
         self._queue: list[_QueuedWork[Any]] = []
         self._leading = False
         # One thread, so writer jobs never overlap; it starts with the first async unit.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        self._writer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="group-commit", initializer=name_os_thread
+        )
 
     def submit(self, work: Callable[[C], T]) -> T:
         """Run `work` in a write transaction and return its result once that has committed.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import grpc
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from herald.auth.v1 import auth_pb2, auth_pb2_grpc
 from herald.kafka.topics import EVENTS_TOPIC, TOPICS
@@ -40,10 +40,22 @@ class TopicSize:
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-offsets"})
 
     def __call__(self) -> int:
-        return sum(
-            self._consumer.get_watermark_offsets(TopicPartition(EVENTS_TOPIC, p), timeout=10)[1]
-            for p in range(PARTITIONS)
-        )
+        """The sum of the end offsets; while the broker is still taking its partitions back
+        after a restart (NOT_LEADER_FOR_PARTITION and the like), asked again."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return sum(
+                    self._consumer.get_watermark_offsets(
+                        TopicPartition(EVENTS_TOPIC, p), timeout=10
+                    )[1]
+                    for p in range(PARTITIONS)
+                )
+            except KafkaException:
+                # librdkafka does not flag NOT_LEADER_FOR_PARTITION retriable here.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self._consumer.close()

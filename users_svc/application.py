@@ -104,7 +104,7 @@ class UserApplication:
             else CreateRequest(new.request_id, new.fingerprint, user.id)
         )
         unit.add_user(user, request)
-        unit.append_event(self._events.user_created(user))
+        unit.append_event(self._events.user_created(user), user.event_id)
         return user, True
 
     def _update(self, unit: UnitOfWork, change: UserChange) -> tuple[User, bool]:
@@ -115,7 +115,7 @@ class UserApplication:
         if not changed:
             return user, False
         unit.save_user(updated)
-        unit.append_event(self._events.user_updated(updated, changed))
+        unit.append_event(self._events.user_updated(updated, changed), updated.event_id)
         return updated, True
 
     def _delete(self, unit: UnitOfWork, deletion: UserDeletion) -> tuple[Tombstone, bool]:
@@ -138,7 +138,7 @@ class UserApplication:
             else DeleteRequest(deletion.request_id, deletion.user_id)
         )
         unit.delete_user(tombstone, request)
-        unit.append_event(self._events.user_deleted(tombstone))
+        unit.append_event(self._events.user_deleted(tombstone), tombstone.event_id)
         return tombstone, True
 
 

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 
 from herald.contract.fields import echoed, email_problem, name_problem, normalize
 from herald.contract.ids import event_id, uuid_problem
@@ -25,9 +26,10 @@ class User:
     update_time: datetime
     version: int
 
-    @property
+    @cached_property
     def event_id(self) -> str:
-        """The id of the event that announced this version of the user."""
+        """The id of the event that announced this version of the user (a SHA-1: computed
+        once, though the record, its header and the outbox row all need it)."""
         return event_id(self.id, self.version)
 
 
@@ -40,7 +42,7 @@ class Tombstone:
     version: int
     delete_time: datetime
 
-    @property
+    @cached_property
     def event_id(self) -> str:
         """The id of the UserDeleted event that announced the erasure."""
         return event_id(self.id, self.version)

@@ -15,7 +15,7 @@ from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.timestamps import from_micros, to_micros
 from users_svc.model import EmailTakenError, Tombstone, User, email_key
-from users_svc.sqlite_schema import MIGRATIONS, decode_headers, encode_headers, header_text
+from users_svc.sqlite_schema import MIGRATIONS, decode_headers, encode_headers
 from users_svc.store import CreateRequest, DeleteRequest, OutboxRow, UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -232,13 +232,12 @@ class _SqliteUnitOfWork:
             (key,),
         )
 
-    def append_event(self, record: Record) -> None:
-        headers = dict(record.headers)
+    def append_event(self, record: Record, event_id: str) -> None:
         self._connection.execute(
             "INSERT INTO outbox (event_id, topic, key, value, headers, created_at_us)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
-                header_text(headers.get("ce_id")),
+                event_id,
                 record.topic,
                 record.key,
                 record.value,

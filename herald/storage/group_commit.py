@@ -91,7 +91,7 @@ class GroupCommit(Generic[C]):
         """
         unit = _QueuedWork(work)
         if not self._enqueue(unit):
-            unit.woken.wait()
+            unit.wait()
         # A follower is woken either with its outcome, or to lead the next group itself.
         if not unit.settled:
             self._lead()
@@ -146,7 +146,7 @@ class GroupCommit(Generic[C]):
         if successor is None:
             return
         if successor.done is None:
-            successor.woken.set()
+            successor.wake()
         else:
             self._start_writer()
 
@@ -217,15 +217,28 @@ class _QueuedWork(Generic[T]):
         self.value: T | None = None
         self.error: BaseException | None = None
         self.settled = False
-        # Set when the unit is settled, or when its caller is to lead the next group.
-        self.woken = threading.Event()
         # A coroutine's unit: the future its caller awaits.
         self.done = done
+        # A thread's unit: set when the unit is settled, or when its caller is to lead the
+        # next group. A coroutine's unit has none: an Event per call cost the event loop
+        # ~4 µs of a CreateUser's ~90 (cProfile, in-process).
+        self._woken = threading.Event() if done is None else None
+
+    def wait(self) -> None:
+        self._event().wait()
+
+    def wake(self) -> None:
+        self._event().set()
+
+    def _event(self) -> threading.Event:
+        if self._woken is None:
+            raise RuntimeError("a coroutine's unit has no thread to wait or wake")
+        return self._woken
 
     def settle(self) -> None:
         self.settled = True
         if self.done is None:
-            self.woken.set()
+            self.wake()
             return
         # A RuntimeError means the caller's loop is closed: no one is waiting any more.
         with contextlib.suppress(RuntimeError):

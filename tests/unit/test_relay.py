@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from herald.backoff import Backoff
 from herald.kafka.records import Record
 from tests.reliability.oracle import TopicRecord, order_violations
-from tests.support import eventually
+from tests.support import ce_id, eventually
 from users_svc.relay import OutboxRelay
 from users_svc.sqlite_store import SqliteUserStore
 
@@ -56,7 +56,7 @@ def append(store: SqliteUserStore, *values: bytes) -> None:
 
 
 def append_event(store: SqliteUserStore, record: Record) -> None:
-    store.atomically(lambda unit: unit.append_event(record))
+    store.atomically(lambda unit: unit.append_event(record, ce_id(record)))
 
 
 def test_publishes_in_commit_order_and_marks_only_what_was_acknowledged(

@@ -9,11 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.storage.errors import StoreUnavailableError
+from tests.support import ce_id
 from users_svc.model import EmailTakenError, User
+from users_svc.sqlite_schema import decode_headers, encode_headers
 from users_svc.sqlite_store import MIGRATIONS, SqliteUserStore
 from users_svc.store import CreateRequest, UnitOfWork
 
@@ -37,7 +41,7 @@ def add(store: SqliteUserStore, *users: User) -> None:
 
 
 def append(store: SqliteUserStore, event: Record) -> None:
-    store.atomically(lambda unit: unit.append_event(event))
+    store.atomically(lambda unit: unit.append_event(event, ce_id(event)))
 
 
 @pytest.fixture
@@ -110,7 +114,7 @@ class TestUsers:
 
         def crash_before_commit(unit: UnitOfWork) -> None:
             unit.add_user(user(), None)
-            unit.append_event(record(1))
+            unit.append_event(record(1), ce_id(record(1)))
             raise crash
 
         with pytest.raises(RuntimeError) as caught:
@@ -197,7 +201,8 @@ class TestConcurrentUnits:
 
             def work(unit: UnitOfWork) -> User | None:
                 unit.add_user(created, None)
-                unit.append_event(record(n, key=created.id.encode()))
+                event = record(n, key=created.id.encode())
+                unit.append_event(event, ce_id(event))
                 return unit.get_user(created.id)
 
             start.wait()
@@ -226,3 +231,16 @@ def test_lists_users_a_page_at_a_time_in_id_order(store: SqliteUserStore) -> Non
     assert [u.id for u in first] == ["u1", "u2"]
     assert store.list_users(first[-1].id, limit=2) == [user("u3", "u3@example.com")]
     assert store.list_users("u3", limit=2) == []
+
+
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=40), st.binary(max_size=300)), max_size=8))
+def test_outbox_headers_come_back_as_they_went_in(headers: list[tuple[str, bytes]]) -> None:
+    assert decode_headers(encode_headers(headers)) == headers
+
+
+def test_outbox_headers_stored_as_json_text_still_decode() -> None:
+    # Rows written before the binary form, and erased rows, hold JSON text.
+    assert decode_headers('[["ce_id", "e1"], ["ce_type", "t"]]') == [
+        ("ce_id", b"e1"),
+        ("ce_type", b"t"),
+    ]

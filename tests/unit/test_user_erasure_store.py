@@ -14,6 +14,7 @@ import pytest
 from herald.kafka.records import Record, header_values
 from herald.storage import sqlite
 from herald.timestamps import to_micros
+from tests.support import ce_id
 from users_svc.application import UserApplication
 from users_svc.events import EventRecordFactory
 from users_svc.model import (
@@ -62,7 +63,7 @@ def add(store: SqliteUserStore, *numbers: int, request: bool = False) -> None:
         for n in numbers:
             made = CreateRequest(f"r{n}", "fingerprint", uid(n)) if request else None
             unit.add_user(user(n), made)
-            unit.append_event(event(n, 1))
+            unit.append_event(event(n, 1), ce_id(event(n, 1)))
 
     store.atomically(work)
 
@@ -115,7 +116,9 @@ class TestDeleteUser:
         add(store, 1, 2)
         [first, other] = store.pending(10)
         store.mark_published([first.seq, other.seq], T0)
-        store.atomically(lambda unit: unit.append_event(event(1, 2)))  # still pending
+        store.atomically(
+            lambda unit: unit.append_event(event(1, 2), ce_id(event(1, 2)))
+        )  # still pending
         erase(store, 1, version=3)
         rows = {row.seq: row.record for row in store.newest(10)}
         assert rows[first.seq].value == b""

@@ -27,7 +27,8 @@ logger = logging.getLogger("users_svc")
 def main() -> int:
     settings = Settings.from_env()
     stopping = begin(settings.log_level)
-    store = SqliteUserStore(settings.database_path)
+    # The relay marks rows published without waiting for the commit: users_svc.outbox_marks.
+    store = SqliteUserStore(settings.database_path, deferred_marks=True)
     try:
         # Before the producer: unusable Kafka credentials stop the start with their reason.
         kafka = settings.kafka_security()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,9 +45,13 @@ def append(store: SqliteUserStore, event: Record) -> None:
     store.atomically(lambda unit: unit.append_event(event, ce_id(event)))
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteUserStore:
-    return SqliteUserStore(tmp_path / "users.sqlite3")
+# Every test runs with marks committed before mark_published returns, and deferred to the
+# marking thread as users_svc has them (users_svc.outbox_marks): both must behave alike.
+@pytest.fixture(params=[False, True], ids=["marks-committed", "marks-deferred"])
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SqliteUserStore]:
+    store = SqliteUserStore(tmp_path / "users.sqlite3", deferred_marks=request.param)
+    yield store
+    store.close()
 
 
 class TestMigrations:

@@ -62,6 +62,13 @@ def main() -> int:
         decoders=DECODERS,
         dead_letters=dead_letters,
         tuning=tuning,
+        # Never subscribes, so it never joins the group: it only asks what the group has
+        # committed. Committing nothing of its own either.
+        lag_client=Consumer(
+            settings.consumer_config(
+                settings.consumer_group, "auth-svc-lag", kafka, **{"enable.auto.commit": False}
+            )
+        ),
         status=status,
     )
     failed = threading.Event()

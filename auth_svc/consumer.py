@@ -86,10 +86,14 @@ class EventConsumer:
         decoders: Mapping[str, Decoder],
         dead_letters: RecordSender,
         tuning: ConsumerTuning,
+        lag_client: Consumer,
         clock: Callable[[], datetime] = utc_now,
         status: StatusBoard | None = None,
     ) -> None:
         self._consumer = consumer
+        # A second client of the group, never subscribed, for StatusBoard.refreshing's thread
+        # to ask what is committed without waiting on (or holding up) this one.
+        self._lag_client = lag_client
         self._topic = subscription.topic
         self._store = store
         self._router = Router(decoders, subscription.sources)
@@ -119,20 +123,27 @@ class EventConsumer:
             on_lost=self._rebalances.on_lost,
         )
         try:
-            while not stopping.is_set():
-                if self._hold is not None:
-                    batch = self._hold.wait(stopping, self._status)
-                    if stopping.is_set():
-                        break  # what is unfinished stays unstored, for the next owner
-                else:
-                    batch = in_flight(self._next_batch())
-                    self._status.polled(self._consumer)
-                    self._prune_inbox_when_due()
-                if batch or self._hold is not None:
-                    self._process(batch)
+            with self._status.refreshing(self._lag_client):
+                self._consume(stopping)
         finally:
-            self._consumer.close()
-            logger.info("consumer closed: offsets committed, group left")
+            try:
+                self._consumer.close()
+                logger.info("consumer closed: offsets committed, group left")
+            finally:
+                self._lag_client.close()
+
+    def _consume(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            if self._hold is not None:
+                batch = self._hold.wait(stopping, self._status)
+                if stopping.is_set():
+                    break  # what is unfinished stays unstored, for the next owner
+            else:
+                batch = in_flight(self._next_batch())
+                self._status.polled(self._consumer)
+                self._prune_inbox_when_due()
+            if batch or self._hold is not None:
+                self._process(batch)
 
     def status(self) -> ConsumerStatus:
         """A snapshot for GetConsumerStatus and health; safe from any thread."""

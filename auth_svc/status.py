@@ -1,17 +1,19 @@
-"""What the consumer has done and how far behind it is: kept by the consumer thread, read from
-any other (GetConsumerStatus, health)."""
+"""What the consumer has done and how far behind it is: counted by the consumer thread, its lag
+worked out by a thread of its own, read from any other (GetConsumerStatus, health)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from auth_svc.accounts import Outcome
+from herald.lifecycle import name_os_thread
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +69,12 @@ class StatusBoard:
         self._refresh_every_s = refresh_every_s
         self._lock = threading.Lock()
         self._status = ConsumerStatus(group_id=group_id)
-        self._next_refresh = 0.0
         self._last_poll = time.monotonic()
+        # The consumer thread's latest look at its assignment: each partition and its cached
+        # high watermark; `_wake` tells the refreshing thread there is a new one.
+        self._next_look = 0.0
+        self._looked: tuple[tuple[TopicPartition, int], ...] = ()
+        self._wake = threading.Event()
 
     def count(self, outcomes: Sequence[Outcome]) -> None:
         applied = duplicates = stale = 0
@@ -125,11 +131,60 @@ class StatusBoard:
             return self._status
 
     def polled(self, consumer: Consumer) -> None:
-        """Note that the loop polled; every `refresh_every_s`, look at the lag again."""
+        """Note that the loop polled; every `refresh_every_s`, note what it is assigned and how
+        far each partition goes, for `refreshing`'s thread to work out the lag from.
+
+        Only local reads, on the consumer thread: the assignment, and the high watermarks
+        librdkafka caches from every fetch response. What the group has committed takes a
+        round trip to its coordinator, which `refreshing`'s thread makes with its own client.
+        """
         self._last_poll = now = time.monotonic()
-        if now >= self._next_refresh:
-            self._next_refresh = now + self._refresh_every_s
-            self._refresh(consumer)
+        if now < self._next_look:
+            return
+        self._next_look = now + self._refresh_every_s
+        try:
+            self._looked = tuple(
+                (tp, consumer.get_watermark_offsets(tp, cached=True)[1])
+                for tp in consumer.assignment()
+            )
+        except KafkaException as error:
+            # A partition that went away meanwhile, say; the next look tries again.
+            logger.warning("could not read the assignment's watermarks: %s", error)
+            return
+        self._wake.set()
+
+    @contextmanager
+    def refreshing(self, lag_client: Consumer) -> Iterator[None]:
+        """While the block runs, work out the lag on a thread of its own whenever `polled`
+        has looked again; the thread has stopped by the time the block ends.
+
+        `lag_client` is a client of the same group that never subscribes: it only asks the
+        coordinator what is committed. Not the consumer itself: confluent_kafka (2.16) lets
+        one thread at a time into a Consumer's methods. Asked from here, the consumer's
+        assignment() waited behind the consumer thread's back-to-back consume() calls for
+        minutes on end; and had it got in, consume() would have waited for its round trip
+        (up to the 2 s timeout while the cluster is away), the stall this thread is for.
+        """
+        done = threading.Event()
+        thread = threading.Thread(
+            target=self._refresh_until, args=(lag_client, done), name="kafka-status"
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            self._wake.set()
+            thread.join()
+
+    def _refresh_until(self, lag_client: Consumer, done: threading.Event) -> None:
+        name_os_thread()
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if done.is_set():
+                return
+            self._refresh(lag_client, self._looked)
 
     def healthy(self, lag_grace_s: float, stall_limit_s: float = STALL_LIMIT_S) -> bool:
         """Connected, polling, and not lagging past the limit for longer than the grace.
@@ -148,18 +203,21 @@ class StatusBoard:
             status.connected and not lagging_too_long and not stalled and not status.paused_reason
         )
 
-    def _refresh(self, consumer: Consumer) -> None:
+    def _refresh(
+        self, lag_client: Consumer, looked: tuple[tuple[TopicPartition, int], ...]
+    ) -> None:
+        """How far each partition's committed offset is behind its high watermark. The
+        cluster out of reach keeps the last figures, disconnected."""
         try:
-            assignment = consumer.assignment()
-            committed = consumer.committed(assignment, timeout=2) if assignment else []
-            # Cached high watermarks come with every fetch response, so reading them costs
-            # nothing; asking the broker would block the poll loop for each partition.
+            # Committed, not the position: lag counts what a restart would read again.
+            committed = lag_client.committed([tp for tp, _ in looked], timeout=2) if looked else []
+            highs = {(tp.topic, tp.partition): high for tp, high in looked}
             partitions = tuple(
                 PartitionLag(
                     tp.topic,
                     tp.partition,
                     tp.offset if tp.offset >= 0 else -1,
-                    max(consumer.get_watermark_offsets(tp, cached=True)[1], tp.offset, 0),
+                    max(highs.get((tp.topic, tp.partition), 0), tp.offset, 0),
                 )
                 for tp in committed
             )

@@ -48,11 +48,10 @@ def consuming(
     bootstrap: str, topic: str, dlq_topic: str, store: AccountStore, group: str | None = None
 ) -> Iterator[EventConsumer]:
     dead_letters = KafkaBatchSender(producer_config(bootstrap, "test-dlq"), timeout_s=5)
+    group = group or unique("group")
     consumer = EventConsumer(
         Consumer(
-            consumer_config(
-                bootstrap, group or unique("group"), "test-auth", **{"auto.commit.interval.ms": 200}
-            )
+            consumer_config(bootstrap, group, "test-auth", **{"auto.commit.interval.ms": 200})
         ),
         Subscription(group_id="test", topic=topic, dlq_topic=dlq_topic),
         store=store,
@@ -60,6 +59,9 @@ def consuming(
         dead_letters=dead_letters,
         tuning=replace(
             Settings(retry_attempts=3, retry_backoff_s=0.01).consumer_tuning(), status_every_s=0.2
+        ),
+        lag_client=Consumer(
+            consumer_config(bootstrap, group, "test-auth-lag", **{"enable.auto.commit": False})
         ),
     )
     stopping = threading.Event()

@@ -22,7 +22,7 @@ from auth_svc.sqlite_store import SqliteAccountStore
 from auth_svc.status import StatusBoard
 from herald.contract.events import USERS_SVC_SOURCE
 from herald.kafka.records import Headers, Record, header_values
-from tests.support import FlakyStore, uid
+from tests.support import FlakyStore, eventually, uid
 from users_svc.events import EventRecordFactory
 from users_svc.model import User
 
@@ -132,6 +132,27 @@ class ScriptedKafka:
         self.closed = True
 
 
+class Coordinator:
+    """The group coordinator as the lag client reaches it: what is committed, per partition
+    of TOPIC (nothing, unless told), or an error while it is out of reach."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[int, int] = {}
+        self.reachable = True
+        self.closed = False
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        if not self.reachable:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "coordinator away"))
+        return [
+            TopicPartition(tp.topic, tp.partition, self.offsets.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class DeadLetters:
     def __init__(self, refuses: Callable[[], bool]) -> None:
         self.records: list[Record] = []
@@ -163,6 +184,7 @@ def run(
     prefetched: bool = False,
     holder: list[EventConsumer] | None = None,
     kafka_holder: list[ScriptedKafka] | None = None,
+    coordinator: Coordinator | None = None,
 ) -> tuple[EventConsumer, ScriptedKafka, FlakyStore, DeadLetters]:
     """Run the loop until the script is used up (or `stopping` is set by someone else);
     `holder`, if given, gets the consumer before it runs."""
@@ -183,6 +205,7 @@ def run(
         tuning=replace(
             Settings(batch_size=batch_size).consumer_tuning(), retry=RetryPolicy(3, 0.001, 0.005)
         ),
+        lag_client=cast(Consumer, coordinator or Coordinator()),
         clock=lambda: NOW,
     )
     if holder is not None:
@@ -392,6 +415,99 @@ def test_offsets_of_partitions_lost_meanwhile_are_refused_and_counted_not_fatal(
     assert counts(consumer) == {"applied": 2}
     assert consumer.status().commits_refused == 1
     assert kafka.stored == [[(TOPIC, 2, 1)]]
+
+
+class SlowCoordinator(Coordinator):
+    """A coordinator slow to say what is committed: it answers once `answer` is set, and
+    notes which threads asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = threading.Event()
+        self.answer = threading.Event()
+        self.askers: set[int] = set()
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        self.askers.add(threading.get_ident())
+        self.asked.set()
+        self.answer.wait(60)  # bounded, so a broken test fails instead of hanging
+        return super().committed(partitions, timeout)
+
+
+def test_the_lag_is_worked_out_off_the_consumer_thread_which_never_waits_for_it(
+    store: SqliteAccountStore,
+) -> None:
+    holder: list[EventConsumer] = []
+    kafka_holder: list[ScriptedKafka] = []
+    coordinator = SlowCoordinator()
+    coordinator.offsets = {1: 1}
+    loop = threading.Thread(
+        target=run,
+        args=(store, [event("u1", 0, 0)], [event("u2", 1, 0)], [event("u3", 2, 0)]),
+        kwargs={
+            "batch_size": 1,
+            "holder": holder,
+            "kafka_holder": kafka_holder,
+            "coordinator": coordinator,
+        },
+    )
+    loop.start()
+    try:
+        assert coordinator.asked.wait(10)
+        # While the coordinator has not answered, the loop applies every batch and runs out.
+        eventually(lambda: counts(holder[0]) == {"applied": 3} or None, timeout_s=10)
+        eventually(lambda: kafka_holder[0].stopping.is_set() or None, timeout_s=10)
+        assert loop.ident not in coordinator.askers
+        # ...but closes neither client while a question is still being asked.
+        assert not kafka_holder[0].closed
+        assert not coordinator.closed
+    finally:
+        coordinator.answer.set()
+        loop.join(30)
+    assert not loop.is_alive()
+    assert kafka_holder[0].closed
+    assert coordinator.closed
+    # The answer that came late still made it into the status.
+    assert [(p.partition, p.committed) for p in holder[0].status().partitions] == [
+        (0, -1),
+        (1, 1),
+        (2, -1),
+    ]
+
+
+class Fetching:
+    """The consumer as polled() reads it: one partition, its high watermark from the cache."""
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, 0)]
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, cached: bool = False
+    ) -> tuple[int, int]:
+        assert cached  # on the consumer thread: no round trip to the broker
+        return (0, 50)
+
+
+def test_a_cluster_out_of_reach_keeps_the_last_lag_and_reads_disconnected() -> None:
+    board = StatusBoard("g", max_lag=10, refresh_every_s=0)
+    coordinator = Coordinator()
+    coordinator.offsets = {0: 30}
+    consumer = cast(Consumer, Fetching())
+    with board.refreshing(cast(Consumer, coordinator)):
+        board.polled(consumer)
+        first = eventually(lambda: board.snapshot() if board.snapshot().partitions else None)
+        assert (first.connected, first.total_lag) == (True, 20)
+        assert first.lagging_since is not None
+        coordinator.reachable = False
+        board.polled(consumer)
+        away = eventually(lambda: board.snapshot() if not board.snapshot().connected else None)
+        assert (away.partitions, away.lagging_since) == (first.partitions, first.lagging_since)
+        assert not board.healthy(lag_grace_s=30)
+        coordinator.reachable = True
+        board.polled(consumer)
+        eventually(lambda: board.snapshot().connected or None)
+    # Lagging, but not yet for longer than the grace.
+    assert board.healthy(lag_grace_s=30)
 
 
 def test_a_commit_the_group_refuses_is_counted() -> None:

@@ -184,7 +184,11 @@ class StatusBoard:
             self._wake.clear()
             if done.is_set():
                 return
-            self._refresh(lag_client, self._looked)
+            try:
+                self._refresh(lag_client, self._looked)
+            except Exception:
+                # Whatever it is, a dead thread would freeze the lag silently: log, go on.
+                logger.exception("consumer lag not refreshed")
 
     def healthy(self, lag_grace_s: float, stall_limit_s: float = STALL_LIMIT_S) -> bool:
         """Connected, polling, and not lagging past the limit for longer than the grace.

@@ -27,8 +27,7 @@ logger = logging.getLogger("users_svc")
 def main() -> int:
     settings = Settings.from_env()
     stopping = begin(settings.log_level)
-    # The relay marks rows published without waiting for the commit: users_svc.outbox_marks.
-    store = SqliteUserStore(settings.database_path, deferred_marks=True)
+    store = SqliteUserStore(settings.database_path)
     try:
         # Before the producer: unusable Kafka credentials stop the start with their reason.
         kafka = settings.kafka_security()

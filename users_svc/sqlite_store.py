@@ -6,27 +6,17 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from herald.kafka.records import Record
 from herald.storage import sqlite
-from herald.timestamps import to_micros
-from users_svc.model import Tombstone, User
-from users_svc.outbox_marks import DeferredMarks
-from users_svc.sqlite_schema import MIGRATIONS, decode_headers
-from users_svc.sqlite_unit import (
-    ERASED,
-    SELECT_TOMBSTONE,
-    SELECT_USER,
-    SqliteUnitOfWork,
-    get_tombstone_row,
-    get_user_row,
-    tombstone_from_row,
-    user_from_row,
-)
-from users_svc.store import OutboxRow, UnitOfWork
+from herald.timestamps import from_micros, to_micros
+from users_svc.model import EmailTakenError, Tombstone, User, email_key
+from users_svc.sqlite_schema import MIGRATIONS, decode_headers, encode_headers
+from users_svc.store import CreateRequest, DeleteRequest, OutboxRow, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -34,24 +24,19 @@ T = TypeVar("T")
 
 __all__ = ["MIGRATIONS", "SqliteUserStore"]
 
+# What an erased user's published outbox row keeps: its seq, key and event id, nothing else.
+_ERASED = (
+    "value = x'', headers = json_array(json_array('ce_id', event_id)), erase_when_published = 0"
+)
+
 
 class SqliteUserStore:
-    def __init__(
-        self,
-        path: Path,
-        busy_timeout_s: float = sqlite.BUSY_TIMEOUT_S,
-        *,
-        deferred_marks: bool = False,
-    ) -> None:
-        """With `deferred_marks` (users_svc's relay), mark_published returns before its commit:
-        see users_svc.outbox_marks. Without (tools, tests), a mark has committed when
-        mark_published returns."""
+    def __init__(self, path: Path, busy_timeout_s: float = sqlite.BUSY_TIMEOUT_S) -> None:
         self.path = path
         # secure_delete: what a write removes (an erased user's row, index entries, outbox
         # values) is overwritten with zeros, not left in the file's free space.
         self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s, secure_delete=True)
         self._erased = threading.Event()  # a delete committed; its WAL not yet emptied
-        self._marks = DeferredMarks(self._mark_now) if deferred_marks else None
 
     def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
         # Group-committed with concurrent calls' work: one fsync for the lot.
@@ -60,62 +45,51 @@ class SqliteUserStore:
     async def atomically_async(self, work: Callable[[UnitOfWork], T]) -> T:
         return await self._db.group_write_async(lambda connection: work(self._unit(connection)))
 
-    def _unit(self, connection: sqlite3.Connection) -> SqliteUnitOfWork:
-        return SqliteUnitOfWork(connection, self._erased)
+    def _unit(self, connection: sqlite3.Connection) -> _SqliteUnitOfWork:
+        return _SqliteUnitOfWork(connection, self._erased)
 
     def get_user(self, user_id: str) -> User | None:
         with self._db.read() as connection:
-            return get_user_row(connection, user_id)
+            return _get_user(connection, user_id)
 
     async def get_user_async(self, user_id: str) -> User | None:
-        return await self._db.read_async(lambda connection: get_user_row(connection, user_id))
+        return await self._db.read_async(lambda connection: _get_user(connection, user_id))
 
     def list_users(self, after_id: str, limit: int) -> list[User]:
         with self._db.read() as connection:
             rows = connection.execute(
-                f"{SELECT_USER} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                f"{_SELECT_USER} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
             ).fetchall()
-        return [user_from_row(row) for row in rows]
+        return [_user(row) for row in rows]
 
     def get_tombstone(self, user_id: str) -> Tombstone | None:
         with self._db.read() as connection:
-            return get_tombstone_row(connection, user_id)
+            return _get_tombstone(connection, user_id)
 
     def list_tombstones(self, after_id: str, limit: int) -> list[Tombstone]:
         with self._db.read() as connection:
             rows = connection.execute(
-                f"{SELECT_TOMBSTONE} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                f"{_SELECT_TOMBSTONE} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
             ).fetchall()
-        return [tombstone_from_row(row) for row in rows]
+        return [_tombstone(row) for row in rows]
 
     def ping(self) -> None:
         self._db.ping()
 
     def pending(self, limit: int) -> list[OutboxRow]:
-        if self._marks is None:
-            return self._outbox_rows(f"{_PENDING} AND seq > ? ORDER BY seq LIMIT ?", 0, limit)
-        floor, marked = self._marks.snapshot()
-        rows = self._outbox_rows(
-            f"{_PENDING} AND seq > ? ORDER BY seq LIMIT ?", floor, limit + len(marked)
+        return self._outbox_rows(
+            "SELECT seq, topic, key, value, headers FROM outbox"
+            " WHERE published_at_us IS NULL ORDER BY seq LIMIT ?",
+            limit,
         )
-        rows = [row for row in rows if row.seq not in marked][:limit]
-        self._marks.offered([row.seq for row in rows])
-        return rows
 
     def newest(self, limit: int) -> list[OutboxRow]:
-        self._flush_marks()
         rows = self._outbox_rows(
             "SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq DESC LIMIT ?", limit
         )
         return rows[::-1]
 
     def mark_published(self, seqs: Sequence[int], at: datetime) -> None:
-        if self._marks is None:
-            self._mark_now(seqs, at)
-        else:
-            self._marks.mark(seqs, at)
-
-    def _mark_now(self, seqs: Sequence[int], at: datetime) -> None:
         # One UPDATE per run of consecutive seqs, usually one per batch: a statement per row
         # cost the relay more than reading the rows did. Group-committed, so the mark shares
         # its fsync with the CreateUser calls being committed meanwhile.
@@ -130,7 +104,7 @@ class SqliteUserStore:
             # outbox_to_erase holds only those, so this costs nothing when there are none (left
             # to itself, the planner would scan every published row instead).
             return connection.execute(
-                f"UPDATE outbox INDEXED BY outbox_to_erase SET {ERASED}"  # noqa: S608 - constant
+                f"UPDATE outbox INDEXED BY outbox_to_erase SET {_ERASED}"  # noqa: S608 - constant
                 " WHERE erase_when_published = 1 AND published_at_us IS NOT NULL"
             ).rowcount
 
@@ -139,14 +113,13 @@ class SqliteUserStore:
 
     def _empty_wal(self) -> None:
         """After an erasure, empty the WAL, whose older page images still hold what it removed
-        (the marking thread does it, off the calls' path). Kept pending if a reader holds it."""
+        (the relay's thread does it, off the calls' path). Kept pending if a reader holds it."""
         self._erased.clear()
         if not self._db.empty_wal():
             self._erased.set()
             logger.warning("WAL not emptied after an erasure: a reader holds it; retried later")
 
     def prune(self, published_before: datetime) -> int:
-        self._flush_marks()
         with self._db.write() as connection:
             cursor = connection.execute(
                 "DELETE FROM outbox WHERE published_at_us < ?", (to_micros(published_before),)
@@ -154,7 +127,6 @@ class SqliteUserStore:
             return cursor.rowcount
 
     def pending_count(self) -> int:
-        self._flush_marks()
         with self._db.read() as connection:
             return int(
                 connection.execute(
@@ -162,26 +134,153 @@ class SqliteUserStore:
                 ).fetchone()[0]
             )
 
-    def _flush_marks(self) -> None:
-        """Wait for deferred marks, for the reads that count or show what was published."""
-        if self._marks is not None:
-            self._marks.flush()
-
     def close(self) -> None:
-        if self._marks is not None:
-            self._marks.close()
         self._db.close()
 
-    def _outbox_rows(self, query: str, *parameters: int) -> list[OutboxRow]:
+    def _outbox_rows(self, query: str, limit: int) -> list[OutboxRow]:
         with self._db.read() as connection:
-            rows = connection.execute(query, parameters).fetchall()
+            rows = connection.execute(query, (limit,)).fetchall()
         return [
             OutboxRow(seq, Record(topic, key, value, decode_headers(headers)))
             for seq, topic, key, value, headers in rows
         ]
 
 
-_PENDING = "SELECT seq, topic, key, value, headers FROM outbox WHERE published_at_us IS NULL"
+class _SqliteUnitOfWork:
+    def __init__(self, connection: sqlite3.Connection, erased: threading.Event) -> None:
+        self._connection = connection
+        self._erased = erased  # set by a delete: the WAL holds what it removed
+
+    def get_user(self, user_id: str) -> User | None:
+        return _get_user(self._connection, user_id)
+
+    def find_request(self, request_id: str) -> CreateRequest | None:
+        row = self._connection.execute(
+            "SELECT request_id, fingerprint, user_id FROM create_requests WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else CreateRequest(*row)
+
+    def add_user(self, user: User, request: CreateRequest | None) -> None:
+        with _email_uniqueness():
+            self._connection.execute(
+                "INSERT INTO users (id, name, email, email_key, version, create_time_us,"
+                " update_time_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user.id,
+                    user.name,
+                    user.email,
+                    email_key(user.email),
+                    user.version,
+                    to_micros(user.create_time),
+                    to_micros(user.update_time),
+                ),
+            )
+        if request is not None:
+            self._connection.execute(
+                "INSERT INTO create_requests (request_id, fingerprint, user_id) VALUES (?, ?, ?)",
+                (request.request_id, request.fingerprint, request.user_id),
+            )
+
+    def save_user(self, user: User) -> None:
+        with _email_uniqueness():
+            self._connection.execute(
+                "UPDATE users SET name = ?, email = ?, email_key = ?, version = ?,"
+                " update_time_us = ? WHERE id = ?",
+                (
+                    user.name,
+                    user.email,
+                    email_key(user.email),
+                    user.version,
+                    to_micros(user.update_time),
+                    user.id,
+                ),
+            )
+
+    def get_tombstone(self, user_id: str) -> Tombstone | None:
+        return _get_tombstone(self._connection, user_id)
+
+    def find_delete_request(self, request_id: str) -> DeleteRequest | None:
+        row = self._connection.execute(
+            "SELECT request_id, user_id FROM delete_requests WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else DeleteRequest(*row)
+
+    def delete_user(self, tombstone: Tombstone, request: DeleteRequest | None) -> None:
+        self._erased.set()  # before the commit: a mark_published after it must see it
+        execute, user_id, key = self._connection.execute, tombstone.id, tombstone.id.encode()
+        execute("DELETE FROM users WHERE id = ?", (user_id,))
+        execute(
+            "INSERT INTO deleted_users (id, version, delete_time_us) VALUES (?, ?, ?)",
+            (user_id, tombstone.version, to_micros(tombstone.delete_time)),
+        )
+        execute("UPDATE create_requests SET fingerprint = NULL WHERE user_id = ?", (user_id,))
+        if request is not None:
+            execute(
+                "INSERT INTO delete_requests (request_id, user_id) VALUES (?, ?)",
+                (request.request_id, request.user_id),
+            )
+        execute(
+            f"UPDATE outbox SET {_ERASED}"  # noqa: S608 - a constant
+            " WHERE key = ? AND published_at_us IS NOT NULL",
+            (key,),
+        )
+        # Still to be sent as committed, in order: erased by mark_published once sent.
+        execute(
+            "UPDATE outbox SET erase_when_published = 1 WHERE key = ? AND published_at_us IS NULL",
+            (key,),
+        )
+
+    def append_event(self, record: Record, event_id: str) -> None:
+        self._connection.execute(
+            "INSERT INTO outbox (event_id, topic, key, value, headers, created_at_us)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                event_id,
+                record.topic,
+                record.key,
+                record.value,
+                encode_headers(record.headers),
+                to_micros(datetime.now(UTC)),
+            ),
+        )
+
+
+_SELECT_USER = "SELECT id, name, email, create_time_us, update_time_us, version FROM users"
+
+
+def _get_user(connection: sqlite3.Connection, user_id: str) -> User | None:
+    row = connection.execute(f"{_SELECT_USER} WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else _user(row)
+
+
+def _user(row: tuple[Any, ...]) -> User:
+    id_, name, email, created, updated, version = row
+    return User(id_, name, email, from_micros(created), from_micros(updated), version)
+
+
+_SELECT_TOMBSTONE = "SELECT id, version, delete_time_us FROM deleted_users"
+
+
+def _get_tombstone(connection: sqlite3.Connection, user_id: str) -> Tombstone | None:
+    row = connection.execute(f"{_SELECT_TOMBSTONE} WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else _tombstone(row)
+
+
+def _tombstone(row: tuple[Any, ...]) -> Tombstone:
+    id_, version, deleted = row
+    return Tombstone(id_, version, from_micros(deleted))
+
+
+@contextmanager
+def _email_uniqueness() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as error:
+        if "users.email_key" in str(error):
+            raise EmailTakenError("another user has this email") from None
+        raise
 
 
 def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:

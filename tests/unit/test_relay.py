@@ -44,13 +44,9 @@ class FlakySender:
         return results
 
 
-# Every test runs with marks committed before mark_published returns, and deferred to the
-# marking thread as users_svc has them (users_svc.outbox_marks): both must behave alike.
-@pytest.fixture(params=[False, True], ids=["marks-committed", "marks-deferred"])
-def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SqliteUserStore]:
-    store = SqliteUserStore(tmp_path / "users.sqlite3", deferred_marks=request.param)
-    yield store
-    store.close()
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteUserStore:
+    return SqliteUserStore(tmp_path / "users.sqlite3")
 
 
 def append(store: SqliteUserStore, *values: bytes) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,13 +44,9 @@ def append(store: SqliteUserStore, event: Record) -> None:
     store.atomically(lambda unit: unit.append_event(event, ce_id(event)))
 
 
-# Every test runs with marks committed before mark_published returns, and deferred to the
-# marking thread as users_svc has them (users_svc.outbox_marks): both must behave alike.
-@pytest.fixture(params=[False, True], ids=["marks-committed", "marks-deferred"])
-def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SqliteUserStore]:
-    store = SqliteUserStore(tmp_path / "users.sqlite3", deferred_marks=request.param)
-    yield store
-    store.close()
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteUserStore:
+    return SqliteUserStore(tmp_path / "users.sqlite3")
 
 
 class TestMigrations:

@@ -132,7 +132,7 @@ kafka-stop: install ## Stop the local broker.
 clean: ## Remove the run folder and caches (keeps .venv, jars and tools).
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
 
-bench: install kafka-jars tools ## Herald vs the bare libraries, side by side (~5 min); writes bench/results/.
+bench: install kafka-jars tools ## Herald vs the bare libraries, side by side (~10 min); writes bench/results/.
 	KAFKA_LIBS=$(KAFKA_LIBS) $(PYTHON) -m bench.run
 
 bench-smoke: install kafka-jars tools ## Every bench phase with tiny sizes (~1 min): checks the bench still runs.

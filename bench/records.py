@@ -1,20 +1,15 @@
-"""The records the bench sends itself, and the ones it reads back from users_svc's outbox.
-
-Both are UserCreated records as users_svc makes them, so a baseline sends the same bytes
-Herald does.
-"""
+"""The records the bench sends itself: UserCreated records as users_svc makes them, so a
+baseline sends the same bytes Herald does."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from herald.contract.events import USERS_SVC_SOURCE
 from herald.contract.ids import new_user_id
 from herald.kafka.records import Record
 from users_svc.events import EventRecordFactory
 from users_svc.model import User
-from users_svc.sqlite_store import SqliteUserStore
 
 
 def sample_record() -> Record:
@@ -35,14 +30,3 @@ def user_created_records(topic: str, count: int) -> list[Record]:
         records.user_created(User(new_user_id(), "Bench User", f"u{n}@bench.example", now, now, 1))
         for n in range(count)
     ]
-
-
-def outbox_records(database: Path, count: int) -> list[Record]:
-    """The records of the newest `count` outbox rows, in commit order: exactly what the relay
-    published. Read through the store, so the bench does not depend on its tables; open it
-    only once users_svc has stopped."""
-    store = SqliteUserStore(database)
-    try:
-        return [row.record for row in store.newest(count)]
-    finally:
-        store.close()

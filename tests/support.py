@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from auth_svc.accounts import Account, DecodedEvent, Outcome, RecordPosition
 from auth_svc.sqlite_store import SqliteAccountStore
-from herald.kafka.records import Record
+from herald.kafka.records import Record, header_values
 from herald.kafka.security import PLAINTEXT, KafkaSecurity
 from herald.storage.errors import StoreUnavailableError
 
@@ -175,5 +175,4 @@ class FlakyStore:
 
 def ce_id(record: Record) -> str:
     """A record's CloudEvents id, which the outbox is given with the record."""
-    value = dict(record.headers).get("ce_id")
-    return value.decode() if isinstance(value, bytes) else value or ""
+    return header_values(record.headers)["ce_id"]

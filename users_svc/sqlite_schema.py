@@ -99,9 +99,3 @@ def decode_headers(encoded: bytes | str) -> list[tuple[str, str | bytes | None]]
         headers.append((encoded[at:name_end].decode(), encoded[name_end : name_end + value_length]))
         at = name_end + value_length
     return headers
-
-
-def header_text(value: str | bytes | None) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return value or ""

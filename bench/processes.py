@@ -20,6 +20,7 @@ from herald.kafka.topics import EVENTS_TOPIC
 from herald.rpc.tls import ClientTls
 from herald.tools.localkafka import LocalKafka
 from herald.tools.processes import PORT_VARIABLES, ServiceProcess
+from herald.tools.topic_admin import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,14 @@ class Pinning:
     others: set[int]
 
     @classmethod
+    def for_this_process(cls) -> Pinning:
+        """The split of this process's CPUs; this process (and the broker and ghz it starts)
+        moves onto the shared ones."""
+        pinning = cls.split(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, pinning.others)
+        return pinning
+
+    @classmethod
     def split(cls, cpus: set[int]) -> Pinning:
         ordered = sorted(cpus)
         last = ordered[-1]
@@ -40,6 +49,20 @@ class Pinning:
     @property
     def others_list(self) -> str:
         return ",".join(str(cpu) for cpu in sorted(self.others))
+
+
+@contextmanager
+def bench_broker(workdir: Path) -> Iterator[LocalKafka]:
+    """A one-node broker of the bench's own under `workdir`, Herald's topics made; stopped
+    when the block ends."""
+    libs = Path(os.environ.get("KAFKA_LIBS", REPO / ".cache" / "kafka-libs"))
+    cluster = LocalKafka.on_free_ports(libs_dir=libs, run_dir=workdir / "kafka", node_count=1)
+    cluster.start()
+    try:
+        ensure_topics(cluster.bootstrap_servers)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class Services:

@@ -9,7 +9,6 @@ time, and time including callees), per thread. bench/README.md quotes its output
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -17,9 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.ghz import Ghz, Load
-from bench.processes import REPO, Pinning, Services
-from herald.tools.localkafka import LocalKafka
-from herald.tools.topic_admin import ensure_topics
+from bench.processes import REPO, Pinning, Services, bench_broker
 
 
 def main() -> int:
@@ -27,15 +24,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
-    pinning = Pinning.split(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, pinning.others)
-    libs = Path(os.environ.get("KAFKA_LIBS", REPO / ".cache" / "kafka-libs"))
+    pinning = Pinning.for_this_process()
     with tempfile.TemporaryDirectory(prefix="herald-profile-") as folder:
         workdir = Path(folder)
-        cluster = LocalKafka.on_free_ports(libs_dir=libs, run_dir=workdir / "kafka", node_count=1)
-        cluster.start()
-        try:
-            ensure_topics(cluster.bootstrap_servers)
+        with bench_broker(workdir) as cluster:
             ghz = Ghz(REPO / ".bin" / "ghz", REPO / "herald" / "descriptors.binpb", workdir)
             services = Services(workdir, cluster, pinning)
             users = services.users(workdir / "users", log_level="WARNING")
@@ -68,8 +60,6 @@ def main() -> int:
                 threads = meter.thread_seconds("users_svc")
                 total = meter.seconds()["users_svc"]
                 spy.wait()
-        finally:
-            cluster.stop()
         print(f"{run.ok} calls, {run.rps:,.0f} RPS; users_svc {total / run.ok * 1e6:.0f} µs/call")
         for name, seconds in sorted(threads.items(), key=lambda item: -item[1]):
             print(f"  {name:<18} {seconds / run.ok * 1e6:7.1f} µs/call")

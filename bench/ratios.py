@@ -11,14 +11,15 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# ratio key -> where its pairs are in raw["pairs"]; each pair is {"baseline", "herald"}.
-PAIRED = (
-    "rpc_throughput",
-    "secure_rpc_throughput",
-    "consumer_throughput",
-    "consumer_vs_lean_apply",
-    "relay_throughput",
-)
+# The paired ratios, each with the unit of its two sides: raw["pairs"][key] is a list of
+# {"baseline", "herald", "ratio"}.
+PAIRED = {
+    "rpc_throughput": "RPS",
+    "secure_rpc_throughput": "RPS",
+    "consumer_throughput": "ev/s",
+    "consumer_vs_lean_apply": "ev/s",
+    "relay_throughput": "rows/s",
+}
 
 
 def pair(baseline: float, herald: float) -> dict[str, float]:

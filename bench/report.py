@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on a server or in CI
 import matplotlib.pyplot as plt
 
-from bench.ratios import medians
+from bench.ratios import PAIRED, medians
 from bench.stats import Latencies
 
 # ratio key -> (comparison, target, what it compares)
@@ -48,15 +48,8 @@ def sides(raw: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         memory["rss_first_mib"],
         key=lambda n: memory["rss_last_mib"][n] / memory["rss_first_mib"][n],
     )
-    units = {
-        "rpc_throughput": "RPS",
-        "secure_rpc_throughput": "RPS",
-        "consumer_throughput": "ev/s",
-        "consumer_vs_lean_apply": "ev/s",
-        "relay_throughput": "rows/s",
-    }
     paired = {}
-    for key, unit in units.items():
+    for key, unit in PAIRED.items():
         herald, baseline = medians(raw["pairs"][key])
         paired[key] = (f"{herald:,.0f} {unit}", f"{baseline:,.0f} {unit}")
     cpu = rpc["cpu_per_call_us"]

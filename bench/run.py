@@ -30,7 +30,6 @@ pair, so `make test` keeps this code working; its figures mean nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -42,11 +41,9 @@ from bench import report
 from bench.ghz import Ghz
 from bench.phases import Bench
 from bench.plan import FULL, SMOKE
-from bench.processes import REPO, Pinning
+from bench.processes import REPO, Pinning, bench_broker
 from bench.ratios import ratios
 from bench.versions import environment
-from herald.tools.localkafka import LocalKafka
-from herald.tools.topic_admin import ensure_topics
 
 
 def main() -> int:
@@ -57,16 +54,11 @@ def main() -> int:
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
     # This process, the broker it starts and ghz share every CPU but the last.
-    pinning = Pinning.split(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, pinning.others)
-    libs = Path(os.environ.get("KAFKA_LIBS", REPO / ".cache" / "kafka-libs"))
+    pinning = Pinning.for_this_process()
     began = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="herald-bench-") as folder:
         workdir = Path(folder)
-        cluster = LocalKafka.on_free_ports(libs_dir=libs, run_dir=workdir / "kafka", node_count=1)
-        cluster.start()
-        try:
-            ensure_topics(cluster.bootstrap_servers)
+        with bench_broker(workdir) as cluster:
             ghz = Ghz(args.ghz, REPO / "herald" / "descriptors.binpb", workdir)
             bench = Bench(plan, workdir, cluster, ghz, pinning)
             phases = (bench.startup, bench.rpc_and_e2e, bench.memory, bench.relay, bench.consumer)
@@ -75,8 +67,6 @@ def main() -> int:
                 phase_began = time.monotonic()
                 phase()
                 print(f"bench: {phase.__name__} done in {time.monotonic() - phase_began:.0f} s")
-        finally:
-            cluster.stop()
     figures, spread = ratios(bench.raw)
     results = {
         "plan": asdict(plan),

@@ -38,7 +38,9 @@ def test_both_services_serve_on_three_brokers_and_survive_one_down(
     cluster.start()
     ensure_topics(cluster.bootstrap_servers)
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    partitions = admin.list_topics(timeout=10).topics[EVENTS_TOPIC].partitions
+    # The broker that answers may not have the new topic in its metadata yet: ask again.
+    topic = eventually(lambda: admin.list_topics(timeout=10).topics.get(EVENTS_TOPIC))
+    partitions = topic.partitions
     assert all(len(p.replicas) == 3 for p in partitions.values())
     resource = ConfigResource(ConfigResource.Type.TOPIC, EVENTS_TOPIC)
     config = admin.describe_configs([resource])[resource].result(timeout=10)

@@ -26,7 +26,11 @@ from bench.records import sample_record, user_created_records
 from bench.stats import Latencies
 from herald.kafka.topics import TopicSpec
 from herald.tools.localkafka import LocalKafka
+from herald.tools.processes import ServiceProcess
 from herald.tools.topic_admin import ensure_topics
+
+# The topic the relay phase's users_svc publishes to (see Bench.pipeline).
+RELAY_TOPIC = "bench.relay"
 
 
 class Bench:
@@ -83,8 +87,7 @@ class Bench:
     def memory(self) -> None:
         """RSS after the first calls and after an outage's backlog of calls."""
         plan, services = self.plan, self.services
-        users = services.users(self.workdir / "memory-users")
-        auth = services.auth(self.workdir / "memory-auth", "bench-memory")
+        users, auth = self.pipeline("memory")
         closed = Load(plan.concurrency, plan.connections)
         with services.running(users, auth):
             base = self.ghz.create_users(users.target, _calls(closed, plan.memory_base), "base")
@@ -113,8 +116,7 @@ class Bench:
         as many records of the same shape, in alternating pairs. Each side has an auth_svc
         consuming what it sends, as a deployment does."""
         plan, services = self.plan, self.services
-        users = services.users(self.workdir / "relay-users")
-        auth = services.auth(self.workdir / "relay-auth", "bench-relay")
+        users, auth = self.pipeline("relay")
         self.topic("bench.bare-relay")
         bare_auth = services.auth(
             self.workdir / "bare-relay-auth", "bench-bare-relay", topic="bench.bare-relay"
@@ -129,7 +131,7 @@ class Bench:
                     bare_send = bare.produce_throughput(
                         self.bootstrap, records, "bench.bare-relay", warm=True
                     )
-                size = TopicSize(self.bootstrap)
+                size = TopicSize(self.bootstrap, RELAY_TOPIC)
                 published = size()
                 size.close()
                 self.cluster.stop_node(1)
@@ -138,7 +140,7 @@ class Bench:
                 self.check(backlog)
                 self.cluster.start_node(1)
                 meter = services.meter(users_svc=users, auth_svc=auth)
-                drain = time_drain(self.bootstrap, published, backlog.ok)
+                drain = time_drain(self.bootstrap, RELAY_TOPIC, published, backlog.ok)
                 rounds.append(
                     {
                         "backlog": backlog.ok,
@@ -194,6 +196,18 @@ class Bench:
         ]
 
     # --- shared by the phases ---
+
+    def pipeline(self, name: str) -> tuple[ServiceProcess, ServiceProcess]:
+        """A users_svc and an auth_svc joined by a topic of their own, `bench.<name>`: a
+        group reading the events topic from its start would first work through every
+        earlier phase's events, and the phase would measure that too."""
+        topic = f"bench.{name}"
+        self.topic(topic)
+        users = self.services.users(
+            self.workdir / f"{name}-users", env={"HERALD_EVENTS_TOPIC": topic}
+        )
+        auth = self.services.auth(self.workdir / f"{name}-auth", f"bench-{name}", topic=topic)
+        return users, auth
 
     def topic(self, name: str) -> None:
         """A topic of the bench's own, partitioned like the events topic, kept an hour."""

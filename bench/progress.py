@@ -34,10 +34,11 @@ def wait_applied(target: str, count: int, timeout_s: float = 120.0) -> None:
 
 
 class TopicSize:
-    """Records on the events topic (the sum of its end offsets), asked of the broker."""
+    """Records on a topic (the sum of its end offsets), asked of the broker."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, topic: str = EVENTS_TOPIC) -> None:
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-offsets"})
+        self._topic = topic
 
     def __call__(self) -> int:
         """The sum of the end offsets; while the broker is still taking its partitions back
@@ -47,7 +48,7 @@ class TopicSize:
             try:
                 return sum(
                     self._consumer.get_watermark_offsets(
-                        TopicPartition(EVENTS_TOPIC, p), timeout=10
+                        TopicPartition(self._topic, p), timeout=10
                     )[1]
                     for p in range(PARTITIONS)
                 )
@@ -61,9 +62,9 @@ class TopicSize:
         self._consumer.close()
 
 
-def time_drain(bootstrap: str, published: int, backlog: int) -> dict[str, float]:
+def time_drain(bootstrap: str, topic: str, published: int, backlog: int) -> dict[str, float]:
     """From the broker being back to the whole backlog on the topic: the relay's drain."""
-    size = TopicSize(bootstrap)
+    size = TopicSize(bootstrap, topic)
     ready = time.perf_counter()
     first = None
     try:

@@ -1,7 +1,9 @@
 """The outbox relay: publishes committed events to Kafka in commit order, then marks them.
 
-A row is marked published only after the broker acknowledged it. A crash between the two
-publishes it again on restart; every copy has the same event id, so consumers drop it.
+A row is marked published only after the broker acknowledged it, and the marks are stored
+together at most MARK_EVERY_S later (users_svc.outbox_marks says why). A crash before a mark is
+stored publishes its row again on restart; every copy has the same event id, so consumers
+drop it.
 
 A user's events reach the topic in version order. The idempotent producer keeps a
 partition's order through its own retries, but not past a record that expires in its queue:
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 # attempts stays short: it bounds how late the relay notices Kafka is back.
 BACKOFF = Backoff(first_s=0.2, max_s=5.0)
 
+# The longest a mark waits to be stored: the rows a crash would have published again.
+MARK_EVERY_S = 0.1
+
 
 class OutboxRelay:
     def __init__(
@@ -51,6 +56,7 @@ class OutboxRelay:
         self._clock = clock
         self._wake = threading.Event()
         self._next_prune = 0.0
+        self._marks_due: float | None = None  # when the marks waiting must be stored
 
     def wake(self) -> None:
         """Tell the relay new rows are committed; cheap, and safe from any thread."""
@@ -68,6 +74,8 @@ class OutboxRelay:
                 # sit in the producer's queue for the send timeout, and its buffers would stay
                 # in the process's heap (`make bench` saw users_svc's RSS grow by a quarter).
                 complete, sent = self.publish_once(self._batch_size if complete else 1)
+                if self._marks_due is not None and time.monotonic() >= self._marks_due:
+                    self._store_marks()
             except StoreUnavailableError:
                 complete, sent = False, 0
             except Exception:
@@ -83,12 +91,17 @@ class OutboxRelay:
             if sent == 0:
                 self._prune_when_due()
                 # New rows set the event; the timeout only bounds how long a row committed
-                # by another process (or before a restart) can wait.
-                self._wake.wait(1.0)
+                # by another process (or before a restart) can wait, or a mark.
+                due = self._marks_due
+                self._wake.wait(1.0 if due is None else max(due - time.monotonic(), 0.0))
         if complete:
             # Only while Kafka answers: otherwise a drain would just wait out send timeouts
             # past the shutdown grace. Unsent rows stay in the outbox for the next start.
             self._drain(time.monotonic() + drain_s)
+        try:
+            self._store_marks()
+        except StoreUnavailableError:
+            logger.warning("outbox relay stopped with marks not stored: rows will be resent")
 
     def publish_once(self, limit: int | None = None) -> tuple[bool, int]:
         """Publish the oldest pending rows, up to `limit` (the batch size by default):
@@ -105,8 +118,16 @@ class OutboxRelay:
                 # failing, the next round would only wait out the send timeout again.
                 break
         if published:
-            self._outbox.mark_published(published, self._clock())
+            self._outbox.mark_published_later(published, self._clock())
+            if self._marks_due is None:
+                self._marks_due = time.monotonic() + MARK_EVERY_S
         return len(published) == len(rows), len(published)
+
+    def _store_marks(self) -> None:
+        """Store the marks waiting; if the store refuses, they wait another MARK_EVERY_S."""
+        self._marks_due = time.monotonic() + MARK_EVERY_S
+        self._outbox.store_marks()
+        self._marks_due = None
 
     def _drain(self, deadline: float) -> None:
         try:

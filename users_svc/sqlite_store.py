@@ -15,6 +15,7 @@ from herald.kafka.records import Record
 from herald.storage import sqlite
 from herald.timestamps import from_micros, to_micros
 from users_svc.model import EmailTakenError, Tombstone, User, email_key
+from users_svc.outbox_marks import ERASED, WaitingMarks, excluding, store_runs
 from users_svc.sqlite_schema import MIGRATIONS, decode_headers, encode_headers
 from users_svc.store import CreateRequest, DeleteRequest, OutboxRow, UnitOfWork
 
@@ -24,11 +25,6 @@ T = TypeVar("T")
 
 __all__ = ["MIGRATIONS", "SqliteUserStore"]
 
-# What an erased user's published outbox row keeps: its seq, key and event id, nothing else.
-_ERASED = (
-    "value = x'', headers = json_array(json_array('ce_id', event_id)), erase_when_published = 0"
-)
-
 
 class SqliteUserStore:
     def __init__(self, path: Path, busy_timeout_s: float = sqlite.BUSY_TIMEOUT_S) -> None:
@@ -37,6 +33,7 @@ class SqliteUserStore:
         # values) is overwritten with zeros, not left in the file's free space.
         self._db = sqlite.Database(path, MIGRATIONS, busy_timeout_s, secure_delete=True)
         self._erased = threading.Event()  # a delete committed; its WAL not yet emptied
+        self._waiting = WaitingMarks()  # the relay's marks not yet stored (outbox_marks)
 
     def atomically(self, work: Callable[[UnitOfWork], T]) -> T:
         # Group-committed with concurrent calls' work: one fsync for the lot.
@@ -46,7 +43,7 @@ class SqliteUserStore:
         return await self._db.group_write_async(lambda connection: work(self._unit(connection)))
 
     def _unit(self, connection: sqlite3.Connection) -> _SqliteUnitOfWork:
-        return _SqliteUnitOfWork(connection, self._erased)
+        return _SqliteUnitOfWork(connection, self._erased, self._waiting)
 
     def get_user(self, user_id: str) -> User | None:
         with self._db.read() as connection:
@@ -77,9 +74,11 @@ class SqliteUserStore:
         self._db.ping()
 
     def pending(self, limit: int) -> list[OutboxRow]:
+        waiting, parameters = excluding(self._waiting.ranges())
         return self._outbox_rows(
-            "SELECT seq, topic, key, value, headers FROM outbox"
-            " WHERE published_at_us IS NULL ORDER BY seq LIMIT ?",
+            "SELECT seq, topic, key, value, headers FROM outbox"  # noqa: S608 - placeholders
+            f" WHERE published_at_us IS NULL{waiting} ORDER BY seq LIMIT ?",
+            *parameters,
             limit,
         )
 
@@ -90,25 +89,24 @@ class SqliteUserStore:
         return rows[::-1]
 
     def mark_published(self, seqs: Sequence[int], at: datetime) -> None:
-        # One UPDATE per run of consecutive seqs, usually one per batch: a statement per row
-        # cost the relay more than reading the rows did. Group-committed, so the mark shares
-        # its fsync with the CreateUser calls being committed meanwhile.
-        at_us = to_micros(at)
-        runs = [(at_us, first, last) for first, last in _runs(seqs)]
+        self._waiting.add(seqs, to_micros(at))
+        self.store_marks()
 
-        def mark(connection: sqlite3.Connection) -> int:
-            connection.executemany(
-                "UPDATE outbox SET published_at_us = ? WHERE seq BETWEEN ? AND ?", runs
-            )
-            # Rows pending when their user was erased, now sent: erased. The partial index
-            # outbox_to_erase holds only those, so this costs nothing when there are none (left
-            # to itself, the planner would scan every published row instead).
-            return connection.execute(
-                f"UPDATE outbox INDEXED BY outbox_to_erase SET {_ERASED}"  # noqa: S608 - constant
-                " WHERE erase_when_published = 1 AND published_at_us IS NOT NULL"
-            ).rowcount
+    def mark_published_later(self, seqs: Sequence[int], at: datetime) -> None:
+        self._waiting.add(seqs, to_micros(at))
+        if self._erased.is_set():
+            # An erased user's rows may be among them: they lose their data when the mark is
+            # stored, so that is not left waiting.
+            self.store_marks()
 
-        if self._db.group_write(mark) or self._erased.is_set():
+    def store_marks(self) -> None:
+        # Group-committed, so the marks share their fsync with CreateUser calls' commits.
+        runs = self._waiting.taken()
+        if not runs:
+            return
+        erased = self._db.group_write(lambda connection: store_runs(connection, runs))
+        self._waiting.stored(len(runs))
+        if erased or self._erased.is_set():
             self._empty_wal()
 
     def _empty_wal(self) -> None:
@@ -127,19 +125,21 @@ class SqliteUserStore:
             return cursor.rowcount
 
     def pending_count(self) -> int:
+        waiting, parameters = excluding(self._waiting.ranges())
         with self._db.read() as connection:
             return int(
                 connection.execute(
-                    "SELECT count(*) FROM outbox WHERE published_at_us IS NULL"
+                    f"SELECT count(*) FROM outbox WHERE published_at_us IS NULL{waiting}",  # noqa: S608
+                    parameters,
                 ).fetchone()[0]
             )
 
     def close(self) -> None:
         self._db.close()
 
-    def _outbox_rows(self, query: str, limit: int) -> list[OutboxRow]:
+    def _outbox_rows(self, query: str, *parameters: int) -> list[OutboxRow]:
         with self._db.read() as connection:
-            rows = connection.execute(query, (limit,)).fetchall()
+            rows = connection.execute(query, parameters).fetchall()
         return [
             OutboxRow(seq, Record(topic, key, value, decode_headers(headers)))
             for seq, topic, key, value, headers in rows
@@ -147,9 +147,12 @@ class SqliteUserStore:
 
 
 class _SqliteUnitOfWork:
-    def __init__(self, connection: sqlite3.Connection, erased: threading.Event) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, erased: threading.Event, waiting: WaitingMarks
+    ) -> None:
         self._connection = connection
         self._erased = erased  # set by a delete: the WAL holds what it removed
+        self._waiting = waiting
 
     def get_user(self, user_id: str) -> User | None:
         return _get_user(self._connection, user_id)
@@ -210,6 +213,8 @@ class _SqliteUnitOfWork:
     def delete_user(self, tombstone: Tombstone, request: DeleteRequest | None) -> None:
         self._erased.set()  # before the commit: a mark_published after it must see it
         execute, user_id, key = self._connection.execute, tombstone.id, tombstone.id.encode()
+        # Rows already sent are erased now, with those whose marks wait (stored again later).
+        store_runs(self._connection, self._waiting.taken())
         execute("DELETE FROM users WHERE id = ?", (user_id,))
         execute(
             "INSERT INTO deleted_users (id, version, delete_time_us) VALUES (?, ?, ?)",
@@ -222,7 +227,7 @@ class _SqliteUnitOfWork:
                 (request.request_id, request.user_id),
             )
         execute(
-            f"UPDATE outbox SET {_ERASED}"  # noqa: S608 - a constant
+            f"UPDATE outbox SET {ERASED}"  # noqa: S608 - a constant
             " WHERE key = ? AND published_at_us IS NOT NULL",
             (key,),
         )
@@ -281,13 +286,3 @@ def _email_uniqueness() -> Iterator[None]:
         if "users.email_key" in str(error):
             raise EmailTakenError("another user has this email") from None
         raise
-
-
-def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
-    """The seqs as runs of consecutive numbers, ascending: [7, 1, 2, 3] -> (1, 3), (7, 7)."""
-    ordered = sorted(seqs)
-    start = 0
-    for index in range(1, len(ordered) + 1):
-        if index == len(ordered) or ordered[index] != ordered[index - 1] + 1:
-            yield ordered[start], ordered[index - 1]
-            start = index

@@ -129,9 +129,20 @@ class Outbox(Protocol):
         ...
 
     def mark_published(self, seqs: Sequence[int], at: datetime) -> None:
-        """Mark the rows `seqs` published at `at`; in the same transaction, every published
-        row of an erased user loses its value and every header but `ce_id` (a row pending when
-        its user was erased is sent as it was committed, then erased)."""
+        """Mark the rows `seqs` published at `at`, and store that with every mark waiting
+        (`mark_published_later`); in the same transaction, every published row of an erased
+        user loses its value and every header but `ce_id` (a row pending when its user was
+        erased is sent as it was committed, then erased)."""
+        ...
+
+    def mark_published_later(self, seqs: Sequence[int], at: datetime) -> None:
+        """`mark_published`, but the mark may wait for the next `store_marks`: `pending` and
+        `pending_count` leave the rows out at once. A crash before the mark is stored
+        publishes them again (users_svc.outbox_marks)."""
+        ...
+
+    def store_marks(self) -> None:
+        """Store the marks waiting; if it cannot (StoreUnavailableError), they wait on."""
         ...
 
     def prune(self, published_before: datetime) -> int: ...

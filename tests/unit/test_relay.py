@@ -18,6 +18,7 @@ from herald.backoff import Backoff
 from herald.kafka.records import Record
 from tests.reliability.oracle import TopicRecord, order_violations
 from tests.support import ce_id, eventually
+from users_svc.outbox_marks import WaitingMarks
 from users_svc.relay import OutboxRelay
 from users_svc.sqlite_store import SqliteUserStore
 
@@ -226,3 +227,53 @@ def test_whatever_fails_each_users_events_reach_the_topic_in_order(
         store.close()
     assert order_violations(sender.log) == 0, sender.log
     assert len(sender.log) == len(values)
+
+
+def test_marks_wait_in_memory_and_a_restart_sends_their_rows_again(tmp_path: Path) -> None:
+    path = tmp_path / "users.sqlite3"
+    store = SqliteUserStore(path)
+    append(store, b"1", b"2")
+    relay = OutboxRelay(store, FlakySender(), batch_size=10, retention=RETENTION)
+    assert relay.publish_once() == (True, 2)
+    # This process sends them no more, but the file does not say they were sent yet: what a
+    # crash now would leave, and the next start publishes both again.
+    assert store.pending(10) == []
+    assert store.pending_count() == 0
+    assert [row.record.value for row in SqliteUserStore(path).pending(10)] == [b"1", b"2"]
+    append(store, b"3")
+    assert [row.record.value for row in store.pending(10)] == [b"3"]
+    store.store_marks()
+    assert [row.record.value for row in SqliteUserStore(path).pending(10)] == [b"3"]
+
+
+def test_the_running_relay_stores_its_marks_soon_without_new_rows(tmp_path: Path) -> None:
+    path = tmp_path / "users.sqlite3"
+    store = SqliteUserStore(path)
+    relay = OutboxRelay(store, FlakySender(), batch_size=BATCH, retention=RETENTION)
+    with running(relay):
+        append(store, b"a")
+        relay.wake()
+        # Asked of another store on the file, which sees only what is stored.
+        eventually(lambda: SqliteUserStore(path).pending_count() == 0 or None, timeout_s=5)
+
+
+def test_stopping_stores_the_marks_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "users.sqlite3"
+    store = SqliteUserStore(path)
+    append(store, b"a", b"b")
+    relay = OutboxRelay(store, FlakySender(), batch_size=BATCH, retention=RETENTION)
+    stopping = threading.Event()
+    stopping.set()  # the loop ends at once; the drain publishes, and the marks are stored
+    relay.run(stopping)
+    assert SqliteUserStore(path).pending_count() == 0
+
+
+def test_waiting_marks_of_consecutive_batches_join_into_one_range() -> None:
+    marks = WaitingMarks()
+    marks.add([3, 1, 2], 10)
+    marks.add([4, 5], 11)
+    marks.add([9], 12)
+    assert marks.taken() == [(10, 1, 3), (11, 4, 5), (12, 9, 9)]
+    assert marks.ranges() == [(1, 5), (9, 9)]
+    marks.stored(2)
+    assert marks.ranges() == [(9, 9)]

@@ -7,8 +7,9 @@ every two batches, and rows committed meanwhile waited with it. So the relay han
 in as rows are acknowledged and stores them together, at most users_svc.relay.MARK_EVERY_S
 later; meanwhile the outbox leaves those rows out of what is pending. In `make bench`'s rpc
 phase this took the end-to-end p50 at half CreateUser's max rate from 7.1 and 14.7 ms to 3.6
-and 3.3 (two alternating pairs; bench/README.md). A crash before they are stored publishes them again, as a crash between publishing
-and marking always could: every copy has the same event id, and consumers drop the second.
+and 3.3 (two alternating pairs; bench/README.md). A crash before they are stored publishes
+them again, as a crash between publishing and marking always could: every copy has the same
+event id, and consumers drop the second.
 """
 
 from __future__ import annotations

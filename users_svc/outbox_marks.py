@@ -44,10 +44,13 @@ class WaitingMarks:
         with self._lock:
             return self._runs[:]
 
-    def stored(self, count: int) -> None:
-        """The first `count` runs of `taken` are in the database now."""
+    def stored(self, runs: Sequence[MarkRun]) -> None:
+        """These runs of `taken` are in the database now. Only they leave: runs added, or
+        stored by another caller, meanwhile are no business of this one."""
         with self._lock:
-            del self._runs[:count]
+            for run in runs:
+                if run in self._runs:
+                    self._runs.remove(run)
 
     def ranges(self) -> list[tuple[int, int]]:
         """The seqs waiting, as few ranges as cover them (consecutive batches join up)."""

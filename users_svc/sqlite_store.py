@@ -105,7 +105,7 @@ class SqliteUserStore:
         if not runs:
             return
         erased = self._db.group_write(lambda connection: store_runs(connection, runs))
-        self._waiting.stored(len(runs))
+        self._waiting.stored(runs)
         if erased or self._erased.is_set():
             self._empty_wal()
 

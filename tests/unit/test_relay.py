@@ -275,5 +275,8 @@ def test_waiting_marks_of_consecutive_batches_join_into_one_range() -> None:
     marks.add([9], 12)
     assert marks.taken() == [(10, 1, 3), (11, 4, 5), (12, 9, 9)]
     assert marks.ranges() == [(1, 5), (9, 9)]
-    marks.stored(2)
-    assert marks.ranges() == [(9, 9)]
+    taken = marks.taken()[:2]
+    marks.add([10], 13)  # while the two are being stored
+    marks.stored(taken)
+    marks.stored(taken)  # a second caller that stored the same runs removes nothing more
+    assert marks.ranges() == [(9, 10)]

@@ -19,15 +19,13 @@ from bench import bare, rpc_phase
 from bench.ghz import Ghz, GhzResult, Load
 from bench.lean import lean_apply_throughput
 from bench.plan import Plan
-from bench.processes import Pinning, Services, pinned, rss_mib
+from bench.processes import Pinning, Services, bench_topic, pinned, rss_mib
 from bench.progress import PARTITIONS, TopicSize, time_drain, wait_applied
 from bench.ratios import pair
 from bench.records import sample_record, user_created_records
 from bench.stats import Latencies
-from herald.kafka.topics import TopicSpec
 from herald.tools.localkafka import LocalKafka
 from herald.tools.processes import ServiceProcess
-from herald.tools.topic_admin import ensure_topics
 
 # The topic the relay phase's users_svc publishes to (see Bench.pipeline).
 RELAY_TOPIC = "bench.relay"
@@ -210,8 +208,8 @@ class Bench:
         return users, auth
 
     def topic(self, name: str) -> None:
-        """A topic of the bench's own, partitioned like the events topic, kept an hour."""
-        ensure_topics(self.bootstrap, (TopicSpec(name, PARTITIONS, 3_600_000),))
+        """A topic of the bench's own (bench.processes.bench_topic)."""
+        bench_topic(self.bootstrap, name)
 
     def round_trip(self, rate: int) -> Latencies:
         topic = "bench.round-trip"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psutil
 
-from herald.kafka.topics import EVENTS_TOPIC
+from bench.progress import PARTITIONS
+from herald.kafka.topics import EVENTS_TOPIC, TopicSpec
 from herald.rpc.tls import ClientTls
 from herald.tools.localkafka import LocalKafka
 from herald.tools.processes import PORT_VARIABLES, ServiceProcess
@@ -49,6 +50,11 @@ class Pinning:
     @property
     def others_list(self) -> str:
         return ",".join(str(cpu) for cpu in sorted(self.others))
+
+
+def bench_topic(bootstrap: str, name: str) -> None:
+    """A topic of the bench's own, partitioned like the events topic, kept an hour."""
+    ensure_topics(bootstrap, (TopicSpec(name, PARTITIONS, 3_600_000),))
 
 
 @contextmanager

@@ -28,13 +28,12 @@ from pathlib import Path
 
 from bench import bare
 from bench.ghz import Ghz, Load
-from bench.processes import REPO, Pinning, Services, bench_broker
-from bench.progress import PARTITIONS, TopicSize, time_drain, wait_applied
+from bench.processes import REPO, Pinning, Services, bench_broker, bench_topic
+from bench.progress import TopicSize, time_drain, wait_applied
 from bench.records import user_created_records
-from herald.kafka.topics import EVENTS_TOPIC, TopicSpec
+from herald.kafka.topics import EVENTS_TOPIC
 from herald.tools.localkafka import LocalKafka
 from herald.tools.processes import ServiceProcess
-from herald.tools.topic_admin import ensure_topics
 
 # What a workload hands back: CPU seconds by thread of the process it sampled, units done.
 Measured = tuple[dict[str, float], int]
@@ -102,7 +101,7 @@ def _apply(where: Where, args: argparse.Namespace) -> Measured:
     cluster, services, workdir, raw = where.cluster, where.services, where.workdir, where.raw
     events = args.events
     topic = "bench.profile-apply"
-    ensure_topics(cluster.bootstrap_servers, (TopicSpec(topic, PARTITIONS, 3_600_000),))
+    bench_topic(cluster.bootstrap_servers, topic)
     bare.produce_throughput(cluster.bootstrap_servers, user_created_records(topic, events), topic)
     auth = services.auth(workdir / "auth", "profile-apply", topic=topic)
     with services.running(auth), _sampled(auth, raw):

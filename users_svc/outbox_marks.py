@@ -44,11 +44,11 @@ class WaitingMarks:
         with self._lock:
             return self._runs[:]
 
-    def stored(self, runs: Sequence[MarkRun]) -> None:
+    def stored(self, done: Sequence[MarkRun]) -> None:
         """These runs of `taken` are in the database now. Only they leave: runs added, or
         stored by another caller, meanwhile are no business of this one."""
         with self._lock:
-            for run in runs:
+            for run in done:
                 if run in self._runs:
                     self._runs.remove(run)
 
